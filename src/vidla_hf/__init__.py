@@ -1,0 +1,52 @@
+"""vidla_hf: VidLA video-language alignment on the Hugging Face stack.
+
+Importing the package registers VidLA with transformers' Auto classes, and marks the config and model
+for remote code, so that `save_pretrained` writes the code files and `auto_map` next to the weights.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .modeling import (
+    PRESETS,
+    VidLAConfig,
+    VidLAModel,
+    VidLAOutput,
+    VidLAPreTrainedModel,
+    VidLATextConfig,
+    VidLATextModel,
+    VidLAVisionConfig,
+    VidLAVisionModel,
+    VidLAVisionModelOutput,
+    convert_clip_state_dict,
+)
+
+__version__ = "0.1.0"
+
+
+def _register_auto_classes() -> None:
+    for config_class, model_class in (
+        (VidLAConfig, VidLAModel),
+        (VidLAVisionConfig, VidLAVisionModel),
+        (VidLATextConfig, VidLATextModel),
+    ):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+    VidLAConfig.register_for_auto_class()
+    VidLAModel.register_for_auto_class("AutoModel")
+
+
+_register_auto_classes()
+
+__all__ = [
+    "PRESETS",
+    "VidLAConfig",
+    "VidLAModel",
+    "VidLAOutput",
+    "VidLAPreTrainedModel",
+    "VidLATextConfig",
+    "VidLATextModel",
+    "VidLAVisionConfig",
+    "VidLAVisionModel",
+    "VidLAVisionModelOutput",
+    "convert_clip_state_dict",
+]

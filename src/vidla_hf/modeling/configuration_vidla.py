@@ -1,0 +1,235 @@
+"""VidLA model configuration.
+
+Kept free of `vidla_hf` imports so that it can be copied into a Hub repository as remote code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import CLIPTextConfig, CLIPVisionConfig, PreTrainedConfig
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+
+
+@strict
+class VidLATextConfig(CLIPTextConfig):
+    r"""
+    Configuration of the VidLA text tower. It is CLIP's text tower, field for field (see [`CLIPTextConfig`]).
+
+    Example:
+
+    ```python
+    >>> from vidla_hf import VidLATextConfig
+    >>> VidLATextConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4).hidden_size
+    64
+    ```"""
+
+    model_type = "vidla_text_model"
+    base_config_key = "text_config"
+
+
+@strict
+class VidLAVisionConfig(CLIPVisionConfig):
+    r"""
+    Configuration of the VidLA video tower: CLIP's vision fields plus the hierarchical temporal attention.
+
+    Args:
+        num_frames (`int`, defaults to 12):
+            Frames the temporal position table is sized for. Other frame counts are accepted at run time by
+            linear interpolation of that table.
+        mst_levels (`int`, defaults to 3):
+            Temporal hierarchy levels of [MST] tokens (U in the paper). 0 disables [MST] tokens.
+        mst_tokens_per_level (`int`, defaults to 4):
+            [MST] tokens per level (V).
+        mst_temporal_scale (`int`, defaults to 2):
+            Temporal scale r: level u sees frames t with t mod r**u == 0. 1 means no hierarchy.
+        use_local_temporal_attention (`bool`, defaults to `True`):
+            Whether each layer starts with spatially-local temporal attention (paper eq. 1).
+        patch_attends_cls (`bool`, defaults to `False`):
+            Whether patch tokens attend to [CLS] in the global attention. The paper's text says nobody attends
+            to [CLS]; its M^PATCH matrix disagrees. `False` follows the text; `True` is what CLIP's image tower
+            does and makes a one-frame model without [MST] tokens equal to CLIP.
+        mask_ratio (`float`, defaults to 0.0):
+            Fraction of spatial positions dropped in every frame in training mode (tube token masking).
+
+    Example:
+
+    ```python
+    >>> from vidla_hf import VidLAVisionConfig
+    >>> config = VidLAVisionConfig(num_frames=32, mst_levels=0)
+    >>> config.num_frames, config.mst_levels, config.patch_size
+    (32, 0, 16)
+    ```"""
+
+    model_type = "vidla_vision_model"
+    base_config_key = "vision_config"
+
+    patch_size: int | list[int] | tuple[int, int] | None = 16
+    num_frames: int = 12
+    mst_levels: int = 3
+    mst_tokens_per_level: int = 4
+    mst_temporal_scale: int = 2
+    use_local_temporal_attention: bool = True
+    patch_attends_cls: bool = False
+    mask_ratio: float | int = 0.0
+
+    def __post_init__(self, **kwargs):
+        _check_int("num_frames", self.num_frames, 1)
+        _check_int("mst_levels", self.mst_levels, 0)
+        _check_int("mst_tokens_per_level", self.mst_tokens_per_level, 1)
+        _check_int("mst_temporal_scale", self.mst_temporal_scale, 1)
+        _check_int("image_size", self.image_size, 1)
+        _check_int("patch_size", self.patch_size, 1)
+        _check_int("hidden_size", self.hidden_size, 1)
+        _check_int("num_attention_heads", self.num_attention_heads, 1)
+        _check_int("num_hidden_layers", self.num_hidden_layers, 0)
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f"`image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
+            )
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"`hidden_size` ({self.hidden_size}) must be a multiple of `num_attention_heads` "
+                f"({self.num_attention_heads})."
+            )
+        for name in ("use_local_temporal_attention", "patch_attends_cls"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
+        check_mask_ratio(self.mask_ratio)
+        super().__post_init__(**kwargs)
+
+    @property
+    def num_mst_tokens(self) -> int:
+        """U·V, the number of [MST] tokens."""
+        return self.mst_levels * self.mst_tokens_per_level
+
+    @property
+    def num_patches_per_frame(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+
+def check_mask_ratio(mask_ratio: Any, name: str = "mask_ratio") -> float:
+    """Returns `mask_ratio` as a float, or raises if it is not a number in [0, 1)."""
+    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)):
+        raise TypeError(f"`{name}` must be a float in [0, 1), got {mask_ratio!r}.")
+    if not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {mask_ratio}.")
+    return float(mask_ratio)
+
+
+_B16_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12}
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's two models: CLIP ViT-B/32 and ViT-B/16 at 224 px with U=3, V=4, r=2.
+    "vidla-b32": {"vision_config": {**_B16_VISION, "patch_size": 32}, "text_config": {}},
+    "vidla-b16": {"vision_config": {**_B16_VISION, "patch_size": 16}, "text_config": {}},
+    # Small enough to train on a laptop CPU; the real CLIP vocabulary so the real tokenizer works.
+    "vidla-tiny": {
+        "vision_config": {
+            "hidden_size": 128,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 112,
+            "patch_size": 16,
+            "num_frames": 8,
+            "mst_levels": 2,
+            "mst_tokens_per_level": 2,
+        },
+        "text_config": {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4},
+        "projection_dim": 128,
+    },
+}
+
+
+def route_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Splits flat VidLA config fields into top-level, `vision_config` and `text_config` groups.
+
+    A name that is both a vision and a text field (e.g. `hidden_size`) is ambiguous: pass it inside
+    `vision_config={...}` or `text_config={...}` instead.
+    """
+    vision_fields = set(VidLAVisionConfig.__dataclass_fields__)
+    text_fields = set(VidLATextConfig.__dataclass_fields__)
+    top_fields = set(VidLAConfig.__dataclass_fields__)
+    routed: dict[str, dict[str, Any]] = {"top": {}, "vision_config": {}, "text_config": {}}
+    for name, value in overrides.items():
+        if name in ("vision_config", "text_config"):
+            if not isinstance(value, dict):
+                raise TypeError(f"`{name}` override must be a dict of fields, got {type(value).__name__}.")
+            routed[name].update(value)
+        elif name in ("projection_dim", "logit_scale_init_value", "initializer_factor"):
+            routed["top"][name] = value
+        elif name in vision_fields and name in text_fields:
+            raise ValueError(
+                f"`{name}` exists in both the vision and the text config; pass it as "
+                f"vision_config={{'{name}': ...}} or text_config={{'{name}': ...}}."
+            )
+        elif name in vision_fields:
+            routed["vision_config"][name] = value
+        elif name in text_fields:
+            routed["text_config"][name] = value
+        elif name in top_fields:
+            routed["top"][name] = value
+        else:
+            raise ValueError(f"Unknown VidLA config field `{name}`.")
+    return routed
+
+
+@strict
+class VidLAConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`VidLAModel`]: a CLIP text tower and a VidLA video tower joined by linear projections.
+    The defaults are VidLA-B/16 (CLIP ViT-B/16 widths, 12 frames, U=3, V=4, r=2).
+
+    Args:
+        text_config (`dict` or `VidLATextConfig`, *optional*): The text tower.
+        vision_config (`dict` or `VidLAVisionConfig`, *optional*): The video tower.
+        projection_dim (`int`, defaults to 512): Width of the shared embedding space.
+        logit_scale_init_value (`float`, defaults to 2.6592): Initial log of the inverse temperature (CLIP's).
+
+    Example:
+
+    ```python
+    >>> from vidla_hf import VidLAConfig
+    >>> config = VidLAConfig.from_preset("vidla-b32", num_frames=32)
+    >>> config.vision_config.patch_size, config.vision_config.num_frames
+    (32, 32)
+    ```"""
+
+    model_type = "vidla"
+    sub_configs_defaults = {"text_config": VidLATextConfig, "vision_config": VidLAVisionConfig}
+
+    text_config: dict | VidLATextConfig | None = None
+    vision_config: dict | VidLAVisionConfig | None = None
+    projection_dim: int = 512
+    logit_scale_init_value: float | int = 2.6592
+    initializer_factor: float | int = 1.0
+
+    def __post_init__(self, **kwargs):
+        _check_int("projection_dim", self.projection_dim, 1)
+        super().__post_init__(**kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> VidLAConfig:
+        """Builds a named preset (`vidla-b32`, `vidla-b16`, `vidla-tiny`) with any fields overridden.
+
+        Flat overrides are routed to the sub-config that owns the field (`num_frames` to the vision config).
+        """
+        if name not in PRESETS:
+            raise ValueError(f"Unknown VidLA preset {name!r}; choose one of {sorted(PRESETS)}.")
+        preset = PRESETS[name]
+        routed = route_overrides(overrides)
+        return cls(
+            text_config={**preset["text_config"], **routed["text_config"]},
+            vision_config={**preset["vision_config"], **routed["vision_config"]},
+            **{**{k: v for k, v in preset.items() if k not in ("text_config", "vision_config")}, **routed["top"]},
+        )
+
+
+__all__ = ["VidLAConfig", "VidLATextConfig", "VidLAVisionConfig", "PRESETS", "route_overrides", "check_mask_ratio"]

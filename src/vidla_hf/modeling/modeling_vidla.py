@@ -1,0 +1,665 @@
+"""PyTorch VidLA: a CLIP text tower and a video tower with hierarchical temporal attention.
+
+Paper: "VidLA: Video-Language Alignment at Scale" (arXiv 2403.14870), §4, equations 1-2.
+
+Token layout of the video tower (public: hidden states are returned in it):
+    [CLS] + U·V [MST] (level-major) + T·N patches (frame-major; patch (t, n) at 1 + U·V + t·N + n)
+
+Each layer runs (1) spatially-local temporal attention over the patches, (2) global spatio-temporal
+attention with the paper's asymmetric masks, (3) CLIP's MLP. The (1+UV+TN)² mask of step 2 is never
+built: it is split into dense problems (see `VidLAGlobalAttention`). Kept free of `vidla_hf` imports so
+that this file, `configuration_vidla.py` and `convert_clip.py` work as Hub remote code.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import CLIPModel, initialization
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.clip.modeling_clip import (
+    CLIPAttention,
+    CLIPEncoderLayer,
+    CLIPMLP,
+    CLIPPreTrainedModel,
+    CLIPTextModel,
+    eager_attention_forward,
+    image_text_contrastive_loss,
+)
+from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_vidla import (
+    VidLAConfig,
+    VidLATextConfig,
+    VidLAVisionConfig,
+    check_mask_ratio,
+    route_overrides,
+)
+from .convert_clip import convert_clip_state_dict, is_new_vidla_parameter
+
+
+@dataclass
+class VidLAVisionModelOutput(BaseModelOutputWithPooling):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, 1 + U·V + T·N', hidden_size)`):
+        Tokens in the paper's layout: [CLS], the [MST] tokens level-major, then patches frame-major.
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+        The post-layernormed [CLS] token (projected to `projection_dim` by `VidLAModel.get_video_features`).
+    kept_patch_indices (`torch.LongTensor` of shape `(batch_size, N')`, *optional*):
+        With tube token masking, the spatial positions (row-major in the patch grid) kept in every frame.
+    """
+
+    kept_patch_indices: torch.LongTensor | None = None
+
+
+@dataclass
+class VidLAOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `return_loss` is `True`):
+        Symmetric info-NCE over the local batch, `(L_video→text + L_text→video) / 2` (CLIP's convention).
+    logits_per_video (`torch.FloatTensor` of shape `(video_batch_size, text_batch_size)`):
+        Scaled cosine similarities between every video and every text.
+    logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, video_batch_size)`):
+        The transpose of `logits_per_video`.
+    text_embeds (`torch.FloatTensor` of shape `(text_batch_size, projection_dim)`): L2-normalised.
+    video_embeds (`torch.FloatTensor` of shape `(video_batch_size, projection_dim)`): L2-normalised.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits_per_video: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: VidLAVisionModelOutput | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(
+            self[k] if k not in ("text_model_output", "vision_model_output") else getattr(self, k).to_tuple()
+            for k in self.keys()
+        )
+
+
+def summary_attention_mask(
+    config: VidLAVisionConfig, num_frames: int, patches_per_frame: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor | None:
+    """The rows of the global attention mask for the 1 + U·V [CLS]/[MST] queries, as an additive mask.
+
+    Returns `(1, 1, 1 + U·V, 1 + U·V + T·N)` (broadcast over batch and heads), or `None` without [MST]
+    tokens ([CLS] attends to everything). [MST] tokens of level u attend to [MST] tokens of levels <= u and
+    to patches of frames t with t mod r**u == 0, never to [CLS] (paper: M^MST and M^CLS).
+    """
+    num_mst = config.num_mst_tokens
+    if num_mst == 0:
+        return None
+    num_summary = 1 + num_mst
+    mst_level = torch.arange(num_mst, device=device) // config.mst_tokens_per_level  # (UV,)
+    patch_frame = torch.arange(num_frames * patches_per_frame, device=device) // patches_per_frame  # (TN,)
+    level_stride = config.mst_temporal_scale ** mst_level  # (UV,)
+    allowed = torch.zeros(num_summary, num_summary + patch_frame.numel(), dtype=torch.bool, device=device)
+    allowed[0] = True
+    allowed[1:, 1:num_summary] = mst_level[:, None] >= mst_level[None, :]
+    allowed[1:, num_summary:] = patch_frame[None, :] % level_stride[:, None] == 0
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]
+
+
+class VidLAVisionEmbeddings(nn.Module):
+    """CLIP's patch, [CLS] and spatial position embeddings, plus temporal position embeddings and [MST] tokens."""
+
+    def __init__(self, config: VidLAVisionConfig):
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.hidden_size
+        self.image_size = config.image_size
+        self.patch_size = config.patch_size
+        self.class_embedding = nn.Parameter(torch.randn(self.embed_dim))
+        self.patch_embedding = nn.Conv2d(
+            config.num_channels, self.embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=False
+        )
+        self.num_patches = (self.image_size // self.patch_size) ** 2
+        self.num_positions = self.num_patches + 1
+        self.position_embedding = nn.Embedding(self.num_positions, self.embed_dim)
+        self.position_ids = nn.Buffer(torch.arange(self.num_positions).expand((1, -1)), persistent=False)
+        # Zero-initialised so that a model converted from CLIP starts out frame-agnostic.
+        self.temporal_embedding = nn.Parameter(torch.zeros(config.num_frames, self.embed_dim))
+        self.mst_embedding = (
+            nn.Parameter(torch.randn(config.num_mst_tokens, self.embed_dim)) if config.num_mst_tokens else None
+        )
+
+    def temporal_position_embeddings(self, num_frames: int) -> torch.Tensor:
+        """The `(num_frames, hidden_size)` temporal table, linearly interpolated if the frame count differs."""
+        table = self.temporal_embedding
+        if num_frames == table.shape[0]:
+            return table
+        table = table.T.unsqueeze(0)  # (1, d, T_table)
+        table = F.interpolate(table, size=num_frames, mode="linear", align_corners=False)
+        return table.squeeze(0).T  # (T, d)
+
+    @torch.no_grad()
+    def resize_temporal_embedding(self, num_frames: int) -> None:
+        """Resamples the temporal table to `num_frames` entries (e.g. 12 for pretraining → 32 for finetuning)."""
+        if num_frames == self.temporal_embedding.shape[0]:
+            return
+        resized = self.temporal_position_embeddings(num_frames).detach().clone()
+        self.temporal_embedding = nn.Parameter(resized, requires_grad=self.temporal_embedding.requires_grad)
+
+    def forward(
+        self, pixel_values_videos: torch.Tensor, kept_patch_indices: torch.LongTensor | None = None
+    ) -> torch.Tensor:
+        batch_size, num_frames, _, height, width = pixel_values_videos.shape
+        if height != self.image_size or width != self.image_size:
+            raise ValueError(
+                f"Input frame size ({height}*{width}) doesn't match model ({self.image_size}*{self.image_size})."
+            )
+        frames = pixel_values_videos.flatten(0, 1).to(dtype=self.patch_embedding.weight.dtype)  # (B·T, C, H, W)
+        patch_embeds = self.patch_embedding(frames).flatten(2).transpose(1, 2)  # (B·T, N, d)
+        position_embeds = self.position_embedding(self.position_ids)[0]  # (1 + N, d)
+        patch_embeds = patch_embeds + position_embeds[1:]
+        patch_embeds = patch_embeds.view(batch_size, num_frames, self.num_patches, self.embed_dim)  # (B, T, N, d)
+        patch_embeds = patch_embeds + self.temporal_position_embeddings(num_frames)[None, :, None]
+        if kept_patch_indices is not None:
+            index = kept_patch_indices[:, None, :, None].expand(-1, num_frames, -1, self.embed_dim)
+            patch_embeds = patch_embeds.gather(2, index)  # (B, T, N', d)
+        class_embeds = (self.class_embedding + position_embeds[0]).expand(batch_size, 1, -1)  # (B, 1, d)
+        tokens = [class_embeds]
+        if self.mst_embedding is not None:
+            tokens.append(self.mst_embedding.expand(batch_size, -1, -1))  # (B, UV, d)
+        tokens.append(patch_embeds.flatten(1, 2))  # (B, T·N', d)
+        return torch.cat(tokens, dim=1)  # (B, 1 + UV + T·N', d)
+
+
+class VidLAZeroInitLinear(nn.Linear):
+    """A linear layer that `VidLAPreTrainedModel._init_weights` starts at zero (weight and bias)."""
+
+
+class VidLATemporalAttention(CLIPAttention):
+    """Spatially-local temporal attention (paper eq. 1): run on `(B·N, T, d)`, i.e. each spatial position
+    attends over time. Its own q/k/v/out projections; `out_proj` starts at zero (see `_init_weights`)."""
+
+    def __init__(self, config: VidLAVisionConfig):
+        super().__init__(config)
+        self.out_proj = VidLAZeroInitLinear(self.embed_dim, self.embed_dim)
+
+
+class VidLAGlobalAttention(CLIPAttention):
+    """Global spatio-temporal attention with the paper's asymmetric masks, computed as dense sub-problems.
+
+    Uses the CLIP layer's own projections (names match CLIP's `self_attn`). With S = 1 + U·V summary tokens:
+    - the S [CLS]/[MST] queries attend to all keys under the small `(S, S + T·N)` mask;
+    - the patch queries of frame t attend to `[MST keys ; patch keys of frame t]` (plus the [CLS] key when
+      `patch_attends_cls`), one dense attention per (video, frame) — no mask at all.
+    """
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        summary_attention_mask: torch.Tensor | None,
+        num_frames: int,
+        **kwargs,
+    ) -> tuple[torch.Tensor, None]:
+        batch_size, seq_len, _ = hidden_states.shape
+        num_summary = 1 + self.config.num_mst_tokens
+        patches_per_frame = (seq_len - num_summary) // num_frames
+        context_start = 0 if self.config.patch_attends_cls else 1
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attention_kwargs = {"scaling": self.scale, "dropout": 0.0 if not self.training else self.dropout}
+
+        heads_shape = (batch_size, seq_len, self.num_heads, self.head_dim)
+        queries = self.q_proj(hidden_states).view(heads_shape)  # (B, S + T·N, h, hd)
+        keys = self.k_proj(hidden_states).view(heads_shape)
+        values = self.v_proj(hidden_states).view(heads_shape)
+
+        # 1) [CLS]/[MST] queries against every key, with the small mask.
+        summary_output, _ = attention_interface(
+            self,
+            queries[:, :num_summary].transpose(1, 2),  # (B, h, S, hd)
+            keys.transpose(1, 2),  # (B, h, S + T·N, hd)
+            values.transpose(1, 2),
+            summary_attention_mask,
+            **attention_kwargs,
+        )  # (B, S, h, hd)
+
+        # 2) Patch queries per frame against [context ; own frame], with no mask.
+        frame_shape = (batch_size * num_frames, patches_per_frame, self.num_heads, self.head_dim)
+        num_context = num_summary - context_start
+
+        def per_frame_keys(states: torch.Tensor) -> torch.Tensor:
+            frame_states = states[:, num_summary:].reshape(frame_shape)  # (B·T, N, h, hd)
+            if num_context == 0:
+                return frame_states.transpose(1, 2)
+            context = states[:, context_start:num_summary]  # (B, C, h, hd)
+            context = context[:, None].expand(-1, num_frames, -1, -1, -1)  # (B, T, C, h, hd)
+            context = context.reshape(batch_size * num_frames, num_context, self.num_heads, self.head_dim)
+            return torch.cat([context, frame_states], dim=1).transpose(1, 2)  # (B·T, h, C + N, hd)
+
+        patch_output, _ = attention_interface(
+            self,
+            queries[:, num_summary:].reshape(frame_shape).transpose(1, 2),  # (B·T, h, N, hd)
+            per_frame_keys(keys),
+            per_frame_keys(values),
+            None,
+            **attention_kwargs,
+        )  # (B·T, N, h, hd)
+
+        summary_output = summary_output.reshape(batch_size, num_summary, self.embed_dim)  # (B, S, d)
+        patch_output = patch_output.reshape(batch_size, seq_len - num_summary, self.embed_dim)  # (B, T·N, d)
+        attn_output = self.out_proj(torch.cat([summary_output, patch_output], dim=1))  # (B, S + T·N, d)
+        return attn_output, None
+
+
+class VidLAEncoderLayer(GradientCheckpointingLayer):
+    """Temporal attention (optional), then global spatio-temporal attention, then CLIP's MLP."""
+
+    def __init__(self, config: VidLAVisionConfig):
+        super().__init__()
+        self.config = config
+        self.embed_dim = config.hidden_size
+        if config.use_local_temporal_attention:
+            self.temporal_layer_norm = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_eps)
+            self.temporal_attn = VidLATemporalAttention(config)
+        self.self_attn = VidLAGlobalAttention(config)
+        self.layer_norm1 = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_eps)
+        self.mlp = CLIPMLP(config)
+        self.layer_norm2 = nn.LayerNorm(self.embed_dim, eps=config.layer_norm_eps)
+
+    def temporal_forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Eq. 1: patch (t, n) attends to (t', n) for every t'; [CLS]/[MST] pass through unchanged."""
+        batch_size, seq_len, dim = hidden_states.shape
+        num_summary = 1 + self.config.num_mst_tokens
+        patches_per_frame = (seq_len - num_summary) // num_frames
+        summary, patches = hidden_states[:, :num_summary], hidden_states[:, num_summary:]
+        by_position = patches.reshape(batch_size, num_frames, patches_per_frame, dim).transpose(1, 2)  # (B, N, T, d)
+        by_position = by_position.reshape(batch_size * patches_per_frame, num_frames, dim)  # (B·N, T, d)
+        attended, _ = self.temporal_attn(self.temporal_layer_norm(by_position))
+        attended = attended.view(batch_size, patches_per_frame, num_frames, dim).transpose(1, 2)  # (B, T, N, d)
+        patches = patches + attended.reshape(batch_size, num_frames * patches_per_frame, dim)  # (B, T·N, d)
+        return torch.cat([summary, patches], dim=1)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        summary_attention_mask: torch.Tensor | None,
+        num_frames: int,
+        **kwargs,
+    ) -> torch.Tensor:
+        if self.config.use_local_temporal_attention:
+            hidden_states = self.temporal_forward(hidden_states, num_frames)
+
+        residual = hidden_states
+        hidden_states, _ = self.self_attn(
+            self.layer_norm1(hidden_states), summary_attention_mask, num_frames=num_frames, **kwargs
+        )
+        hidden_states = residual + hidden_states
+
+        residual = hidden_states
+        hidden_states = residual + self.mlp(self.layer_norm2(hidden_states))
+        return hidden_states
+
+
+class VidLAEncoder(nn.Module):
+    def __init__(self, config: VidLAVisionConfig):
+        super().__init__()
+        self.config = config
+        self.layers = nn.ModuleList([VidLAEncoderLayer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(
+        self, inputs_embeds: torch.Tensor, summary_attention_mask: torch.Tensor | None, num_frames: int, **kwargs
+    ) -> BaseModelOutput:
+        hidden_states = inputs_embeds
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, summary_attention_mask, num_frames, **kwargs)
+        return BaseModelOutput(last_hidden_state=hidden_states)
+
+
+class VidLAPreTrainedModel(CLIPPreTrainedModel):
+    """Shared base: CLIP's initialisation for CLIP's modules, plus VidLA's own (see `_init_weights`)."""
+
+    config: VidLAConfig
+    base_model_prefix = "vidla"
+    input_modalities = ("video", "text")
+    _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "VidLAVisionEmbeddings", "VidLAEncoderLayer"]
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = False  # the summary queries need an arbitrary additive mask
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": VidLAEncoderLayer}
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """CLIP's scheme, plus: [MST] tokens random, temporal position table zero, and the temporal attention's
+        *output* projection zero — so every temporal block starts as the identity (residual only) yet its
+        q/k/v still get gradient once `out_proj` moves. This is how we read the paper's "projection matrices
+        of spatially local temporal attention initialised with zero": zeroing q/k/v too would freeze the block.
+        """
+        super()._init_weights(module)
+        factor = self.config.initializer_factor
+        if isinstance(module, VidLAVisionEmbeddings):
+            initialization.normal_(module.class_embedding, mean=0.0, std=module.embed_dim**-0.5 * factor)
+            initialization.normal_(module.patch_embedding.weight, std=module.config.initializer_range * factor)
+            initialization.normal_(module.position_embedding.weight, std=module.config.initializer_range * factor)
+            initialization.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
+            initialization.zeros_(module.temporal_embedding)
+            if module.mst_embedding is not None:
+                initialization.normal_(module.mst_embedding, std=module.embed_dim**-0.5 * factor)
+        elif isinstance(module, VidLAZeroInitLinear):
+            # Dispatched on the linear layer itself: transformers skips `_init_weights` for remote-code modules
+            # that own no parameters directly, such as the attention module around it.
+            initialization.zeros_(module.weight)
+            initialization.zeros_(module.bias)
+        elif isinstance(module, VidLAModel):
+            initialization.normal_(module.text_projection.weight, std=module.text_embed_dim**-0.5 * factor)
+            initialization.normal_(module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, num_frames: int | None = None, **kwargs):
+        """`PreTrainedModel.from_pretrained`, plus `num_frames=` to resample the temporal position table of the
+        loaded checkpoint to a new frame count (e.g. a 12-frame pretrained model finetuned at 32 frames)."""
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if num_frames is not None:
+            model.resize_num_frames(num_frames)
+        return model
+
+
+class VidLAVisionModel(VidLAPreTrainedModel):
+    """The VidLA video tower without projection.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from vidla_hf import VidLAConfig, VidLAVisionModel
+    >>> config = VidLAConfig.from_preset("vidla-tiny").vision_config
+    >>> model = VidLAVisionModel(config).eval()
+    >>> video = torch.randn(2, 8, 3, 112, 112)  # (batch, frames, 3, H, W)
+    >>> out = model(pixel_values_videos=video)
+    >>> out.last_hidden_state.shape  # 1 [CLS] + 4 [MST] + 8 frames x 49 patches
+    torch.Size([2, 397, 128])
+    ```"""
+
+    config: VidLAVisionConfig
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video",)
+    _input_embed_layer = "patch_embedding"
+
+    def __init__(self, config: VidLAVisionConfig):
+        super().__init__(config)
+        self.embeddings = VidLAVisionEmbeddings(config)
+        self.pre_layrnorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = VidLAEncoder(config)
+        self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embedding
+
+    def resize_num_frames(self, num_frames: int) -> None:
+        """Resamples the temporal position table to `num_frames` entries and records it in the config."""
+        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"`num_frames` must be a positive int, got {num_frames!r}.")
+        self.embeddings.resize_temporal_embedding(num_frames)
+        self.config.num_frames = num_frames
+
+    def sample_kept_patches(self, batch_size: int, mask_ratio: float, device: torch.device) -> torch.LongTensor:
+        """Tube masking: per video, a random sorted subset of `round(N·(1 - mask_ratio))` spatial positions."""
+        num_patches = self.embeddings.num_patches
+        num_kept = max(1, round(num_patches * (1.0 - mask_ratio)))
+        noise = torch.rand(batch_size, num_patches, device=device)
+        return noise.argsort(dim=1)[:, :num_kept].sort(dim=1).values  # (B, N')
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        mask_ratio: float | None = None,
+        **kwargs,
+    ) -> VidLAVisionModelOutput:
+        r"""
+        pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+            Normalised frames; `num_frames` may differ from `config.num_frames` (1 for an image).
+        mask_ratio (`float`, *optional*):
+            Tube masking ratio for this call (defaults to `config.mask_ratio`). Only applied in training mode.
+        """
+        if pixel_values_videos is None:
+            raise ValueError("You have to specify `pixel_values_videos`.")
+        if not isinstance(pixel_values_videos, torch.Tensor) or pixel_values_videos.dim() != 5:
+            shape = tuple(pixel_values_videos.shape) if isinstance(pixel_values_videos, torch.Tensor) else None
+            raise ValueError(
+                "`pixel_values_videos` must be a tensor of shape (batch, frames, channels, height, width), "
+                f"got {type(pixel_values_videos).__name__} with shape {shape}."
+            )
+        if pixel_values_videos.shape[2] != self.config.num_channels:
+            raise ValueError(
+                f"`pixel_values_videos` has {pixel_values_videos.shape[2]} channels at dim 2, "
+                f"expected {self.config.num_channels}: shape {tuple(pixel_values_videos.shape)}."
+            )
+        batch_size, num_frames = pixel_values_videos.shape[:2]
+        mask_ratio = check_mask_ratio(self.config.mask_ratio if mask_ratio is None else mask_ratio)
+        kept_patch_indices = None
+        if self.training and mask_ratio > 0:
+            kept_patch_indices = self.sample_kept_patches(batch_size, mask_ratio, pixel_values_videos.device)
+
+        hidden_states = self.embeddings(pixel_values_videos, kept_patch_indices)
+        hidden_states = self.pre_layrnorm(hidden_states)
+        num_summary = 1 + self.config.num_mst_tokens
+        patches_per_frame = (hidden_states.shape[1] - num_summary) // num_frames
+        mask = summary_attention_mask(
+            self.config, num_frames, patches_per_frame, hidden_states.dtype, hidden_states.device
+        )
+        encoder_outputs = self.encoder(hidden_states, mask, num_frames, **kwargs)
+
+        last_hidden_state = encoder_outputs.last_hidden_state
+        pooled_output = self.post_layernorm(last_hidden_state[:, 0])
+        return VidLAVisionModelOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=pooled_output,
+            kept_patch_indices=kept_patch_indices,
+        )
+
+
+class VidLATextModel(VidLAPreTrainedModel, CLIPTextModel):
+    """The VidLA text tower: CLIP's text transformer, unchanged (so CLIP weights load as they are).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from vidla_hf import VidLAConfig, VidLATextModel
+    >>> model = VidLATextModel(VidLAConfig.from_preset("vidla-tiny").text_config).eval()
+    >>> model(input_ids=torch.tensor([[49406, 320, 1125, 539, 320, 2368, 49407]])).pooler_output.shape
+    torch.Size([1, 128])
+    ```"""
+
+    config: VidLATextConfig
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+    _input_embed_layer = "token_embedding"
+    _can_record_outputs = CLIPPreTrainedModel._can_record_outputs
+
+    def resize_num_frames(self, num_frames: int) -> None:
+        raise ValueError("The text tower has no frames to resize.")
+
+
+class VidLAModel(VidLAPreTrainedModel):
+    """VidLA: video and text towers with projections into a shared space, scored by scaled cosine similarity.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from vidla_hf import VidLAConfig, VidLAModel
+    >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny")).eval()
+    >>> videos = torch.randn(2, 8, 3, 112, 112)
+    >>> input_ids = torch.tensor([[49406, 320, 1125, 49407], [49406, 320, 2368, 49407]])
+    >>> with torch.inference_mode():
+    ...     out = model(input_ids=input_ids, pixel_values_videos=videos)
+    >>> out.logits_per_video.shape
+    torch.Size([2, 2])
+    ```"""
+
+    config: VidLAConfig
+    main_input_name = "input_ids"
+
+    def __init__(self, config: VidLAConfig):
+        super().__init__(config)
+        self.projection_dim = config.projection_dim
+        self.text_embed_dim = config.text_config.hidden_size
+        self.vision_embed_dim = config.vision_config.hidden_size
+        self.text_model = VidLATextModel._from_config(config.text_config)
+        self.vision_model = VidLAVisionModel._from_config(config.vision_config)
+        self.visual_projection = nn.Linear(self.vision_embed_dim, self.projection_dim, bias=False)
+        self.text_projection = nn.Linear(self.text_embed_dim, self.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
+        self.post_init()
+
+    def resize_num_frames(self, num_frames: int) -> None:
+        """Resamples the video tower's temporal position table to `num_frames` entries."""
+        self.vision_model.resize_num_frames(num_frames)
+
+    @can_return_tuple
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """Text tower outputs whose `pooler_output` is the projected (not normalised) text embedding, as in
+        `CLIPModel.get_text_features`."""
+        text_outputs = self.text_model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True, **kwargs
+        )
+        text_outputs.pooler_output = self.text_projection(text_outputs.pooler_output)
+        return text_outputs
+
+    @can_return_tuple
+    def get_video_features(
+        self, pixel_values_videos: torch.Tensor, mask_ratio: float | None = None, **kwargs
+    ) -> VidLAVisionModelOutput:
+        """Video tower outputs whose `pooler_output` is the projected (not normalised) video embedding, as in
+        `CLIPModel.get_image_features`."""
+        vision_outputs = self.vision_model(
+            pixel_values_videos=pixel_values_videos, mask_ratio=mask_ratio, return_dict=True, **kwargs
+        )
+        vision_outputs.pooler_output = self.visual_projection(vision_outputs.pooler_output)
+        return vision_outputs
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        return_loss: bool | None = None,
+        mask_ratio: float | None = None,
+        **kwargs,
+    ) -> VidLAOutput:
+        r"""
+        return_loss (`bool`, *optional*): Whether to return the symmetric info-NCE loss over the local batch
+            (video `i` matches text `i`).
+        mask_ratio (`float`, *optional*): Tube masking ratio for this call (training mode only).
+        """
+        if input_ids is None or pixel_values_videos is None:
+            raise ValueError("`VidLAModel.forward` needs both `input_ids` and `pixel_values_videos`.")
+        vision_outputs = self.get_video_features(pixel_values_videos, mask_ratio=mask_ratio, **kwargs)
+        text_outputs = self.get_text_features(input_ids, attention_mask, position_ids, **kwargs)
+        video_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
+        text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
+        logits_per_text = text_embeds @ video_embeds.T * self.logit_scale.exp()
+        logits_per_video = logits_per_text.T
+        loss = None
+        if return_loss:
+            if logits_per_text.shape[0] != logits_per_text.shape[1]:
+                raise ValueError(
+                    f"`return_loss` needs as many texts as videos, got {logits_per_text.shape[0]} texts and "
+                    f"{logits_per_text.shape[1]} videos."
+                )
+            loss = image_text_contrastive_loss(logits_per_text)
+        return VidLAOutput(
+            loss=loss,
+            logits_per_video=logits_per_video,
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            video_embeds=video_embeds,
+            text_model_output=text_outputs,
+            vision_model_output=vision_outputs,
+        )
+
+    @classmethod
+    def from_clip(cls, clip: CLIPModel | str | os.PathLike, **overrides) -> "VidLAModel":
+        """Builds a VidLA model from an HF `CLIPModel` (an instance, a local folder or a Hub id).
+
+        Every CLIP weight is copied through `convert_clip_state_dict`; the keys the converted checkpoint
+        lacks must be exactly VidLA's new parameters, which keep their `_init_weights` values ([MST] random,
+        temporal table zero, temporal `out_proj` zero). `overrides` are any VidLA config fields, e.g.
+        `num_frames=32, mst_levels=0`.
+
+        Example:
+
+        ```python
+        >>> from transformers import CLIPConfig, CLIPModel
+        >>> from vidla_hf import VidLAModel
+        >>> clip = CLIPModel(CLIPConfig(
+        ...     text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
+        ...     vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        ...                        image_size=32, patch_size=8), projection_dim=16))
+        >>> model = VidLAModel.from_clip(clip, num_frames=4)
+        >>> model.config.vision_config.num_frames
+        4
+        ```
+        """
+        if isinstance(clip, (str, os.PathLike)):
+            clip = CLIPModel.from_pretrained(clip)
+        if not isinstance(clip, CLIPModel):
+            raise TypeError(f"`clip` must be a CLIPModel, a folder or a Hub id, got {type(clip).__name__}.")
+        routed = route_overrides(overrides)
+        config = VidLAConfig(
+            text_config={**clip.config.text_config.to_dict(), **routed["text_config"]},
+            vision_config={**clip.config.vision_config.to_dict(), **routed["vision_config"]},
+            projection_dim=clip.config.projection_dim,
+            logit_scale_init_value=clip.config.logit_scale_init_value,
+            **routed["top"],
+        )
+        for sub_config in (config.text_config, config.vision_config):
+            sub_config.model_type = type(sub_config).model_type
+        config._attn_implementation = clip.config._attn_implementation
+        model = cls(config)
+        state_dict = convert_clip_state_dict(clip.state_dict())
+        missing, unexpected = model.load_state_dict(state_dict, strict=False)
+        expected_missing = {key for key in model.state_dict() if is_new_vidla_parameter(key)}
+        if unexpected or set(missing) != expected_missing:
+            raise RuntimeError(
+                "CLIP → VidLA conversion mismatch: unexpected keys "
+                f"{sorted(unexpected)}, missing non-VidLA keys {sorted(set(missing) - expected_missing)}, "
+                f"VidLA keys wrongly present {sorted(expected_missing - set(missing))}."
+            )
+        return model.to(dtype=clip.dtype)
+
+
+__all__ = [
+    "VidLAGlobalAttention",
+    "VidLAModel",
+    "VidLAOutput",
+    "VidLAPreTrainedModel",
+    "VidLATemporalAttention",
+    "VidLATextModel",
+    "VidLAVisionEmbeddings",
+    "VidLAVisionModel",
+    "VidLAVisionModelOutput",
+    "summary_attention_mask",
+]
