@@ -124,7 +124,12 @@ def check_mask_ratio(mask_ratio: Any, name: str = "mask_ratio") -> float:
     return float(mask_ratio)
 
 
-_B16_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12}
+_B16_VISION = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's two models: CLIP ViT-B/32 and ViT-B/16 at 224 px with U=3, V=4, r=2.
     "vidla-b32": {"vision_config": {**_B16_VISION, "patch_size": 32}, "text_config": {}},
@@ -142,7 +147,12 @@ PRESETS: dict[str, dict[str, Any]] = {
             "mst_levels": 2,
             "mst_tokens_per_level": 2,
         },
-        "text_config": {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4},
+        "text_config": {
+            "hidden_size": 128,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        },
         "projection_dim": 128,
     },
 }
@@ -228,8 +238,18 @@ class VidLAConfig(PreTrainedConfig):
         return cls(
             text_config={**preset["text_config"], **routed["text_config"]},
             vision_config={**preset["vision_config"], **routed["vision_config"]},
-            **{**{k: v for k, v in preset.items() if k not in ("text_config", "vision_config")}, **routed["top"]},
+            **{
+                **{k: v for k, v in preset.items() if k not in ("text_config", "vision_config")},
+                **routed["top"],
+            },
         )
 
 
-__all__ = ["VidLAConfig", "VidLATextConfig", "VidLAVisionConfig", "PRESETS", "route_overrides", "check_mask_ratio"]
+__all__ = [
+    "VidLAConfig",
+    "VidLATextConfig",
+    "VidLAVisionConfig",
+    "PRESETS",
+    "route_overrides",
+    "check_mask_ratio",
+]

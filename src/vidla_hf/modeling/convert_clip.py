@@ -12,11 +12,16 @@ import re
 # (CLIP key pattern, VidLA key template). Every key of a `CLIPModel` state dict must match one row.
 CLIP_TO_VIDLA_KEY_MAPPING: tuple[tuple[str, str], ...] = (
     (r"^text_model\.(embeddings|encoder|final_layer_norm)\.(.+)$", r"text_model.\1.\2"),
-    (r"^vision_model\.embeddings\.(class_embedding|patch_embedding\.weight|position_embedding\.weight)$",
-     r"vision_model.embeddings.\1"),
+    (
+        r"^vision_model\.embeddings\.(class_embedding|patch_embedding\.weight|position_embedding\.weight)$",
+        r"vision_model.embeddings.\1",
+    ),
     (r"^vision_model\.(pre_layrnorm|post_layernorm)\.(weight|bias)$", r"vision_model.\1.\2"),
-    (r"^vision_model\.encoder\.layers\.(\d+)\.(self_attn\.[qkv]_proj|self_attn\.out_proj|layer_norm1|layer_norm2"
-     r"|mlp\.fc1|mlp\.fc2)\.(weight|bias)$", r"vision_model.encoder.layers.\1.\2.\3"),
+    (
+        r"^vision_model\.encoder\.layers\.(\d+)\.(self_attn\.[qkv]_proj|self_attn\.out_proj|layer_norm1|layer_norm2"
+        r"|mlp\.fc1|mlp\.fc2)\.(weight|bias)$",
+        r"vision_model.encoder.layers.\1.\2.\3",
+    ),
     (r"^(visual_projection|text_projection)\.weight$", r"\1.weight"),
     (r"^logit_scale$", "logit_scale"),
 )

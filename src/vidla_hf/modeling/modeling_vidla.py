@@ -24,9 +24,8 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.clip.modeling_clip import (
-    CLIPAttention,
-    CLIPEncoderLayer,
     CLIPMLP,
+    CLIPAttention,
     CLIPPreTrainedModel,
     CLIPTextModel,
     eager_attention_forward,
@@ -89,7 +88,11 @@ class VidLAOutput(ModelOutput):
 
 
 def summary_attention_mask(
-    config: VidLAVisionConfig, num_frames: int, patches_per_frame: int, dtype: torch.dtype, device: torch.device
+    config: VidLAVisionConfig,
+    num_frames: int,
+    patches_per_frame: int,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor | None:
     """The rows of the global attention mask for the 1 + U·V [CLS]/[MST] queries, as an additive mask.
 
@@ -103,7 +106,7 @@ def summary_attention_mask(
     num_summary = 1 + num_mst
     mst_level = torch.arange(num_mst, device=device) // config.mst_tokens_per_level  # (UV,)
     patch_frame = torch.arange(num_frames * patches_per_frame, device=device) // patches_per_frame  # (TN,)
-    level_stride = config.mst_temporal_scale ** mst_level  # (UV,)
+    level_stride = config.mst_temporal_scale**mst_level  # (UV,)
     allowed = torch.zeros(num_summary, num_summary + patch_frame.numel(), dtype=torch.bool, device=device)
     allowed[0] = True
     allowed[1:, 1:num_summary] = mst_level[:, None] >= mst_level[None, :]
@@ -124,7 +127,11 @@ class VidLAVisionEmbeddings(nn.Module):
         self.patch_size = config.patch_size
         self.class_embedding = nn.Parameter(torch.randn(self.embed_dim))
         self.patch_embedding = nn.Conv2d(
-            config.num_channels, self.embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=False
+            config.num_channels,
+            self.embed_dim,
+            kernel_size=self.patch_size,
+            stride=self.patch_size,
+            bias=False,
         )
         self.num_patches = (self.image_size // self.patch_size) ** 2
         self.num_positions = self.num_patches + 1
@@ -133,7 +140,9 @@ class VidLAVisionEmbeddings(nn.Module):
         # Zero-initialised so that a model converted from CLIP starts out frame-agnostic.
         self.temporal_embedding = nn.Parameter(torch.zeros(config.num_frames, self.embed_dim))
         self.mst_embedding = (
-            nn.Parameter(torch.randn(config.num_mst_tokens, self.embed_dim)) if config.num_mst_tokens else None
+            nn.Parameter(torch.randn(config.num_mst_tokens, self.embed_dim))
+            if config.num_mst_tokens
+            else None
         )
 
     def temporal_position_embeddings(self, num_frames: int) -> torch.Tensor:
@@ -161,11 +170,15 @@ class VidLAVisionEmbeddings(nn.Module):
             raise ValueError(
                 f"Input frame size ({height}*{width}) doesn't match model ({self.image_size}*{self.image_size})."
             )
-        frames = pixel_values_videos.flatten(0, 1).to(dtype=self.patch_embedding.weight.dtype)  # (B·T, C, H, W)
+        frames = pixel_values_videos.flatten(0, 1).to(
+            dtype=self.patch_embedding.weight.dtype
+        )  # (B·T, C, H, W)
         patch_embeds = self.patch_embedding(frames).flatten(2).transpose(1, 2)  # (B·T, N, d)
         position_embeds = self.position_embedding(self.position_ids)[0]  # (1 + N, d)
         patch_embeds = patch_embeds + position_embeds[1:]
-        patch_embeds = patch_embeds.view(batch_size, num_frames, self.num_patches, self.embed_dim)  # (B, T, N, d)
+        patch_embeds = patch_embeds.view(
+            batch_size, num_frames, self.num_patches, self.embed_dim
+        )  # (B, T, N, d)
         patch_embeds = patch_embeds + self.temporal_position_embeddings(num_frames)[None, :, None]
         if kept_patch_indices is not None:
             index = kept_patch_indices[:, None, :, None].expand(-1, num_frames, -1, self.embed_dim)
@@ -280,10 +293,14 @@ class VidLAEncoderLayer(GradientCheckpointingLayer):
         num_summary = 1 + self.config.num_mst_tokens
         patches_per_frame = (seq_len - num_summary) // num_frames
         summary, patches = hidden_states[:, :num_summary], hidden_states[:, num_summary:]
-        by_position = patches.reshape(batch_size, num_frames, patches_per_frame, dim).transpose(1, 2)  # (B, N, T, d)
+        by_position = patches.reshape(batch_size, num_frames, patches_per_frame, dim).transpose(
+            1, 2
+        )  # (B, N, T, d)
         by_position = by_position.reshape(batch_size * patches_per_frame, num_frames, dim)  # (B·N, T, d)
         attended, _ = self.temporal_attn(self.temporal_layer_norm(by_position))
-        attended = attended.view(batch_size, patches_per_frame, num_frames, dim).transpose(1, 2)  # (B, T, N, d)
+        attended = attended.view(batch_size, patches_per_frame, num_frames, dim).transpose(
+            1, 2
+        )  # (B, T, N, d)
         patches = patches + attended.reshape(batch_size, num_frames * patches_per_frame, dim)  # (B, T·N, d)
         return torch.cat([summary, patches], dim=1)
 
@@ -316,7 +333,11 @@ class VidLAEncoder(nn.Module):
         self.gradient_checkpointing = False
 
     def forward(
-        self, inputs_embeds: torch.Tensor, summary_attention_mask: torch.Tensor | None, num_frames: int, **kwargs
+        self,
+        inputs_embeds: torch.Tensor,
+        summary_attention_mask: torch.Tensor | None,
+        num_frames: int,
+        **kwargs,
     ) -> BaseModelOutput:
         hidden_states = inputs_embeds
         for layer in self.layers:
@@ -330,7 +351,12 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
     config: VidLAConfig
     base_model_prefix = "vidla"
     input_modalities = ("video", "text")
-    _no_split_modules = ["CLIPTextEmbeddings", "CLIPEncoderLayer", "VidLAVisionEmbeddings", "VidLAEncoderLayer"]
+    _no_split_modules = [
+        "CLIPTextEmbeddings",
+        "CLIPEncoderLayer",
+        "VidLAVisionEmbeddings",
+        "VidLAEncoderLayer",
+    ]
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_flash_attn = False  # the summary queries need an arbitrary additive mask
@@ -349,8 +375,12 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
         factor = self.config.initializer_factor
         if isinstance(module, VidLAVisionEmbeddings):
             initialization.normal_(module.class_embedding, mean=0.0, std=module.embed_dim**-0.5 * factor)
-            initialization.normal_(module.patch_embedding.weight, std=module.config.initializer_range * factor)
-            initialization.normal_(module.position_embedding.weight, std=module.config.initializer_range * factor)
+            initialization.normal_(
+                module.patch_embedding.weight, std=module.config.initializer_range * factor
+            )
+            initialization.normal_(
+                module.position_embedding.weight, std=module.config.initializer_range * factor
+            )
             initialization.copy_(module.position_ids, torch.arange(module.num_positions).expand((1, -1)))
             initialization.zeros_(module.temporal_embedding)
             if module.mst_embedding is not None:
@@ -362,7 +392,9 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
             initialization.zeros_(module.bias)
         elif isinstance(module, VidLAModel):
             initialization.normal_(module.text_projection.weight, std=module.text_embed_dim**-0.5 * factor)
-            initialization.normal_(module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor)
+            initialization.normal_(
+                module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor
+            )
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, num_frames: int | None = None, **kwargs):
@@ -413,7 +445,9 @@ class VidLAVisionModel(VidLAPreTrainedModel):
         self.embeddings.resize_temporal_embedding(num_frames)
         self.config.num_frames = num_frames
 
-    def sample_kept_patches(self, batch_size: int, mask_ratio: float, device: torch.device) -> torch.LongTensor:
+    def sample_kept_patches(
+        self, batch_size: int, mask_ratio: float, device: torch.device
+    ) -> torch.LongTensor:
         """Tube masking: per video, a random sorted subset of `round(N·(1 - mask_ratio))` spatial positions."""
         num_patches = self.embeddings.num_patches
         num_kept = max(1, round(num_patches * (1.0 - mask_ratio)))
@@ -437,7 +471,9 @@ class VidLAVisionModel(VidLAPreTrainedModel):
         if pixel_values_videos is None:
             raise ValueError("You have to specify `pixel_values_videos`.")
         if not isinstance(pixel_values_videos, torch.Tensor) or pixel_values_videos.dim() != 5:
-            shape = tuple(pixel_values_videos.shape) if isinstance(pixel_values_videos, torch.Tensor) else None
+            shape = (
+                tuple(pixel_values_videos.shape) if isinstance(pixel_values_videos, torch.Tensor) else None
+            )
             raise ValueError(
                 "`pixel_values_videos` must be a tensor of shape (batch, frames, channels, height, width), "
                 f"got {type(pixel_values_videos).__name__} with shape {shape}."
@@ -541,7 +577,11 @@ class VidLAModel(VidLAPreTrainedModel):
         """Text tower outputs whose `pooler_output` is the projected (not normalised) text embedding, as in
         `CLIPModel.get_text_features`."""
         text_outputs = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True, **kwargs
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            return_dict=True,
+            **kwargs,
         )
         text_outputs.pooler_output = self.text_projection(text_outputs.pooler_output)
         return text_outputs

@@ -1,0 +1,62 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+TINY_TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+
+
+def tiny_vision_config(**overrides):
+    from vidla_hf import VidLAVisionConfig
+
+    fields = {
+        **TINY_TOWER,
+        "image_size": 8,
+        "patch_size": 2,
+        "num_frames": 4,
+        "mst_levels": 2,
+        "mst_tokens_per_level": 2,
+        "mst_temporal_scale": 2,
+    }
+    fields.update(overrides)
+    return VidLAVisionConfig(**fields)
+
+
+def tiny_config(**vision_overrides):
+    from vidla_hf import VidLAConfig
+
+    return VidLAConfig(
+        text_config={
+            **TINY_TOWER,
+            "vocab_size": 99,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 2,
+            "pad_token_id": 1,
+        },
+        vision_config=tiny_vision_config(**vision_overrides).to_dict(),
+        projection_dim=16,
+    )
+
+
+def randomize_(model: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torch.nn.Module:
+    """Gives every parameter random values (including the zero-initialised ones), so no path is trivial."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("logit_scale"):
+                continue
+            noise = torch.randn(param.shape, generator=generator) * std
+            param.copy_(noise + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+    return model
+
+
+@pytest.fixture
+def text_inputs():
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(3, 99, (3, 7), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = 0, 2
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}

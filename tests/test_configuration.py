@@ -1,0 +1,78 @@
+import pytest
+from transformers import AutoConfig, CLIPTextConfig, CLIPVisionConfig
+
+from vidla_hf import VidLAConfig, VidLAVisionConfig
+
+
+def test_defaults_are_vidla_b16_on_clip_widths():
+    config = VidLAConfig()
+    clip_b16_vision = CLIPVisionConfig(patch_size=16)
+    for field in (
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "image_size",
+    ):
+        assert getattr(config.vision_config, field) == getattr(clip_b16_vision, field)
+    assert config.vision_config.patch_size == 16
+    assert config.text_config.to_dict()["hidden_size"] == CLIPTextConfig().hidden_size
+    vision = config.vision_config
+    assert (vision.num_frames, vision.mst_levels, vision.mst_tokens_per_level, vision.mst_temporal_scale) == (
+        12,
+        3,
+        4,
+        2,
+    )
+    assert vision.use_local_temporal_attention and not vision.patch_attends_cls and vision.mask_ratio == 0.0
+    assert config.projection_dim == 512
+
+
+@pytest.mark.parametrize(("name", "patch_size"), [("vidla-b32", 32), ("vidla-b16", 16)])
+def test_presets_by_name(name, patch_size):
+    config = VidLAConfig.from_preset(name, num_frames=32, mst_levels=0)
+    assert config.vision_config.patch_size == patch_size
+    assert config.vision_config.hidden_size == 768
+    assert (config.vision_config.num_frames, config.vision_config.mst_levels) == (32, 0)
+
+
+def test_unknown_preset_and_field_are_named():
+    with pytest.raises(ValueError, match="vidla-b99"):
+        VidLAConfig.from_preset("vidla-b99")
+    with pytest.raises(ValueError, match="num_framez"):
+        VidLAConfig.from_preset("vidla-tiny", num_framez=3)
+    with pytest.raises(ValueError, match="hidden_size"):
+        VidLAConfig.from_preset("vidla-tiny", hidden_size=3)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("num_frames", 0, ValueError),
+        ("num_frames", -3, ValueError),
+        ("mst_levels", -1, ValueError),
+        ("mst_tokens_per_level", 0, ValueError),
+        ("mst_temporal_scale", 0, ValueError),
+        ("mask_ratio", 1.0, ValueError),
+        ("mask_ratio", -0.1, ValueError),
+        ("patch_size", 10, ValueError),  # 224 is not a multiple of 10
+        ("num_attention_heads", 5, ValueError),  # 768 is not a multiple of 5
+        ("num_frames", 2.5, TypeError),
+        ("patch_attends_cls", "yes", TypeError),
+    ],
+)
+def test_invalid_values_raise_naming_the_field(field, value, error):
+    with pytest.raises(error, match=field):
+        VidLAVisionConfig(**{field: value})
+    with pytest.raises(error, match=field):
+        VidLAConfig(vision_config={field: value})
+
+
+def test_round_trip_and_auto_config(tmp_path):
+    config = VidLAConfig.from_preset("vidla-tiny", num_frames=5, patch_attends_cls=True, mask_ratio=0.5)
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, VidLAConfig) and isinstance(loaded.vision_config, VidLAVisionConfig)
+    without_path = lambda c: {k: v for k, v in c.to_dict().items() if k != "_name_or_path"}  # noqa: E731
+    assert without_path(loaded) == without_path(config)
+    assert AutoConfig.for_model("vidla").model_type == "vidla"
