@@ -4,7 +4,7 @@ Importing the package registers VidLA with transformers' Auto classes, and marks
 for remote code, so that `save_pretrained` writes the code files and `auto_map` next to the weights.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcessor
 
 from .modeling import (
     PRESETS,
@@ -19,6 +19,7 @@ from .modeling import (
     VidLAVisionModelOutput,
     convert_clip_state_dict,
 )
+from .processing import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 
 __version__ = "0.1.0"
 
@@ -31,14 +32,21 @@ def _register_auto_classes() -> None:
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
+    AutoVideoProcessor.register(VidLAConfig, VidLAVideoProcessor, exist_ok=True)
+    AutoProcessor.register(VidLAConfig, VidLAProcessor, exist_ok=True)
     VidLAConfig.register_for_auto_class()
     VidLAModel.register_for_auto_class("AutoModel")
+    VidLAVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    VidLAProcessor.register_for_auto_class("AutoProcessor")
 
 
 _register_auto_classes()
 
 __all__ = [
     "PRESETS",
+    "VidLAProcessor",
+    "VidLAVideoProcessor",
+    "build_clip_tokenizer",
     "VidLAConfig",
     "VidLAModel",
     "VidLAOutput",

@@ -1,0 +1,187 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoVideoProcessor, CLIPImageProcessor
+from video_fixtures import frame_pattern, write_mp4
+
+from vidla_hf import VidLAVideoProcessor
+from vidla_hf.processing import read_video, uniform_frame_indices
+
+
+def random_video(frames=20, height=120, width=160, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+
+
+def smooth_video(frames=20, height=120, width=160):
+    """Smooth content, so that different resampling kernels agree closely."""
+    y, x = np.mgrid[0:height, 0:width]
+    video = np.stack(
+        [
+            np.stack([(x * 255 // width + 7 * t) % 256, y * 255 // height, np.full_like(x, 40 + t)], -1)
+            for t in range(frames)
+        ]
+    )
+    return video.astype(np.uint8)
+
+
+@pytest.mark.parametrize(("height", "width"), [(120, 160), (300, 140), (224, 224), (97, 131)])
+def test_eval_mode_equals_clips_image_processor_on_the_sampled_frames(height, width):
+    video = smooth_video(20, height, width)
+    ours = VidLAVideoProcessor(num_frames=6)(video, return_tensors="pt")["pixel_values_videos"]
+    assert ours.shape == (1, 6, 3, 224, 224) and ours.dtype == torch.float32
+    clip = CLIPImageProcessor()  # shortest edge 224 (bicubic), centre crop 224, CLIP mean/std
+    frames = [Image.fromarray(frame) for frame in video[uniform_frame_indices(20, 6)]]
+    reference = torch.from_numpy(np.stack(clip(frames, return_tensors="np")["pixel_values"]))
+    difference = (ours[0] - reference).abs()
+    assert difference.mean() < 0.01 and difference.max() < 0.15, (difference.mean(), difference.max())
+
+
+def test_batches_videos_of_different_lengths_and_sizes():
+    videos = [random_video(3, 50, 70), random_video(40, 300, 200, seed=1), random_video(1, 224, 224, seed=2)]
+    out = VidLAVideoProcessor()(videos, return_tensors="pt")["pixel_values_videos"]
+    assert out.shape == (3, 12, 3, 224, 224)
+    short = VidLAVideoProcessor()(videos[0], return_tensors="pt")["pixel_values_videos"][0]
+    torch.testing.assert_close(out[0], short)
+    # 3 frames sampled to 12 repeat each frame four times.
+    torch.testing.assert_close(short[0], short[3])
+    assert not torch.equal(short[3], short[4])
+
+
+def test_every_input_type_gives_the_same_pixels(tmp_path):
+    path = write_mp4(tmp_path / "v.mp4", frame_pattern(16, 64, 96))
+    decoded, _ = read_video(path, backend="pyav")
+    processor = VidLAVideoProcessor(num_frames=4, video_backend="pyav")
+    expected = processor(decoded, return_tensors="pt")["pixel_values_videos"]
+    inputs = {
+        "path": str(path),
+        "pathlib": path,
+        "bytes": path.read_bytes(),
+        "file": io.BytesIO(path.read_bytes()),
+        "torch_uint8": torch.from_numpy(decoded).permute(0, 3, 1, 2),
+        "torch_float": torch.from_numpy(decoded).permute(0, 3, 1, 2).float(),
+        "pil": [Image.fromarray(frame) for frame in decoded],
+    }
+    for name, video in inputs.items():
+        actual = processor(video, return_tensors="pt")["pixel_values_videos"]
+        if (
+            name == "torch_float"
+        ):  # uint8 frames are clamped and rounded after bicubic resizing, floats are not
+            assert (actual - expected).abs().mean() < 0.01
+        else:
+            torch.testing.assert_close(actual, expected, msg=name)
+
+
+def test_grayscale_and_rgba_are_converted():
+    video = random_video(4, 64, 64)
+    processor = VidLAVideoProcessor(num_frames=4)
+    gray = video[..., :1]
+    torch.testing.assert_close(
+        processor(gray, return_tensors="pt")["pixel_values_videos"],
+        processor(np.repeat(gray, 3, axis=-1), return_tensors="pt")["pixel_values_videos"],
+    )
+    opaque = np.concatenate([video, np.full_like(video[..., :1], 255)], axis=-1)
+    torch.testing.assert_close(
+        processor(opaque, return_tensors="pt")["pixel_values_videos"],
+        processor(video, return_tensors="pt")["pixel_values_videos"],
+    )
+    transparent = np.concatenate([video, np.zeros_like(video[..., :1])], axis=-1)
+    white = np.full_like(video, 255)
+    torch.testing.assert_close(
+        processor(transparent, return_tensors="pt")["pixel_values_videos"],
+        processor(white, return_tensors="pt")["pixel_values_videos"],
+    )
+    pil_gray = [Image.fromarray(frame[..., 0], mode="L") for frame in gray]
+    pil_rgba = [Image.fromarray(frame, mode="RGBA") for frame in transparent]
+    torch.testing.assert_close(
+        processor(pil_gray, return_tensors="pt")["pixel_values_videos"],
+        processor(gray, return_tensors="pt")["pixel_values_videos"],
+    )
+    torch.testing.assert_close(
+        processor(pil_rgba, return_tensors="pt")["pixel_values_videos"],
+        processor(white, return_tensors="pt")["pixel_values_videos"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("video", "error", "match"),
+    [
+        (np.zeros((64, 64, 3), np.uint8), ValueError, r"\(64, 64, 3\)"),  # an image, not a video
+        (np.zeros((4, 64, 64, 2), np.uint8), ValueError, r"\(4, 64, 64, 2\)"),
+        (np.zeros((4, 64, 64, 3), np.float64), ValueError, "uint8"),
+        (torch.zeros(4, 64, 64, 3, dtype=torch.uint8), ValueError, r"\(4, 64, 64, 3\)"),  # channels last
+        (torch.zeros(4, 3, 64, 64, dtype=torch.int32), ValueError, "int32"),
+        (np.zeros((0, 64, 64, 3), np.uint8), ValueError, "at least one"),
+        ([42], TypeError, "int"),
+    ],
+)
+def test_bad_inputs_raise_naming_what_was_wrong(video, error, match):
+    with pytest.raises(error, match=match):
+        VidLAVideoProcessor()(video, return_tensors="pt")
+
+
+def test_bad_options_raise():
+    with pytest.raises(ValueError, match="frame_sampling"):
+        VidLAVideoProcessor(frame_sampling="middle")
+    with pytest.raises(ValueError, match="video_backend"):
+        VidLAVideoProcessor()(random_video(), video_backend="opencv")
+
+
+def gradient_video(frames=8, height=120, width=200):
+    """Every frame the same horizontal ramp: the crop and flip applied can be read back from the pixels."""
+    ramp = np.linspace(0, 255, width).astype(np.uint8)
+    return np.broadcast_to(ramp[None, None, :, None], (frames, height, width, 3)).copy()
+
+
+def test_training_augmentation_is_seeded_shared_by_frames_and_follows_the_paper():
+    processor = VidLAVideoProcessor(num_frames=4)
+    video = gradient_video()
+    first = processor(video, training=True, seed=3, return_tensors="pt")["pixel_values_videos"][0]
+    again = processor(video, training=True, seed=3, return_tensors="pt")["pixel_values_videos"][0]
+    torch.testing.assert_close(first, again)
+    for frame in first[1:]:
+        torch.testing.assert_close(frame, first[0])  # one crop and flip for the whole video
+    flips, spans = set(), set()
+    for seed in range(40):
+        row = processor(video, training=True, seed=seed, return_tensors="pt")["pixel_values_videos"][
+            0, 0, 0, 112
+        ]
+        flips.add(bool(row[0] > row[-1]))
+        spans.add(round(float((row.max() - row.min()) / (row.max() - row.min()).new_tensor(1)), 1))
+    assert flips == {True, False}
+    # Resized to 224 on the shorter side the ramp is 373 wide; a 224 crop sees 224/373 of it, a 179 crop 179/373.
+    eval_row = processor(video, return_tensors="pt")["pixel_values_videos"][0, 0, 0, 112]
+    assert (eval_row[1:] >= eval_row[:-1] - 1e-4).all(), "evaluation never flips"
+    assert len(spans) >= 2, spans
+
+
+def test_training_samples_random_frames_and_eval_uniform():
+    video = np.stack([np.full((32, 32, 3), t, np.uint8) for t in range(40)])  # frame t has value t
+    processor = VidLAVideoProcessor(
+        num_frames=4, do_normalize=False, do_rescale=False, do_resize=False, do_center_crop=False
+    )
+
+    def values(**kw):
+        return processor(video, return_tensors="pt", **kw)["pixel_values_videos"][0, :, 0, 0, 0].tolist()  # noqa: E731
+
+    assert values() == uniform_frame_indices(40, 4).tolist()
+    draws = {tuple(values(training=True, seed=s)) for s in range(10)}
+    assert len(draws) > 5 and all(all(10 * i <= v < 10 * (i + 1) for i, v in enumerate(d)) for d in draws)
+    assert values(training=True, seed=1) == values(training=True, seed=1)
+
+
+def test_auto_video_processor_round_trip(tmp_path):
+    processor = VidLAVideoProcessor(
+        num_frames=5, crop_size={"height": 112, "width": 112}, size={"shortest_edge": 112}
+    )
+    processor.save_pretrained(tmp_path)
+    loaded = AutoVideoProcessor.from_pretrained(tmp_path)
+    assert type(loaded) is VidLAVideoProcessor and loaded.num_frames == 5
+    video = random_video()
+    torch.testing.assert_close(
+        loaded(video, return_tensors="pt")["pixel_values_videos"],
+        processor(video, return_tensors="pt")["pixel_values_videos"],
+    )
+    assert loaded(video, return_tensors="pt")["pixel_values_videos"].shape == (1, 5, 3, 112, 112)
