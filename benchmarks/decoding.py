@@ -73,7 +73,9 @@ BARE = {"decord": bare_decord, "pyav": bare_pyav}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
@@ -90,7 +92,9 @@ def main() -> None:
             ways[f"{backend}/read_video"] = lambda p, b=backend: read_video(
                 p, lambda m: uniform_frame_indices(m.total_num_frames, NUM_FRAMES), backend=b
             )
-            ways[f"{backend}/processor"] = lambda p, b=backend: processor(p, video_backend=b, return_tensors="pt")
+            ways[f"{backend}/processor"] = lambda p, b=backend: processor(
+                p, video_backend=b, return_tensors="pt"
+            )
         for way in ways.values():  # warm-up
             way(clips[0])
         times = {name: [] for name in ways}
@@ -102,8 +106,10 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
 
     clips_per_s = {name: args.clips / statistics.median(t) for name, t in times.items()}
-    print(f"{args.clips} clips of {args.seconds} s at 30 fps, 320x240, H.264; {NUM_FRAMES} uniform frames; "
-          f"median of {args.rounds} interleaved rounds; 1 thread; python {sys.version.split()[0]}")
+    print(
+        f"{args.clips} clips of {args.seconds} s at 30 fps, 320x240, H.264; {NUM_FRAMES} uniform frames; "
+        f"median of {args.rounds} interleaved rounds; 1 thread; python {sys.version.split()[0]}"
+    )
     print(f"{'way':<22}{'clips/s':>10}")
     for name, rate in clips_per_s.items():
         print(f"{name:<22}{rate:>10.1f}")
@@ -113,7 +119,9 @@ def main() -> None:
         for layer in ("read_video", "processor"):
             print(f"  {backend:<7} {layer:<11} {bare / clips_per_s[f'{backend}/{layer}']:.2f}x")
     if {"decord", "pyav"} <= set(backends):
-        print(f"decord bare is {clips_per_s['decord/bare'] / clips_per_s['pyav/bare']:.2f}x the clips/s of pyav bare")
+        print(
+            f"decord bare is {clips_per_s['decord/bare'] / clips_per_s['pyav/bare']:.2f}x the clips/s of pyav bare"
+        )
 
 
 if __name__ == "__main__":

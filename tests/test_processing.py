@@ -15,9 +15,7 @@ from vidla_hf import VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip
 @pytest.fixture(scope="module")
 def processor():
     return VidLAProcessor(
-        VidLAVideoProcessor(
-            num_frames=4, size={"shortest_edge": 112}, crop_size={"height": 112, "width": 112}
-        ),
+        VidLAVideoProcessor(num_frames=4, size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}),
         build_clip_tokenizer(),
     )
 
@@ -30,9 +28,9 @@ def test_text_and_videos_together(processor, tmp_path):
         return_tensors="pt",
     )
     assert set(batch) == {"input_ids", "attention_mask", "pixel_values_videos"}
-    assert batch["input_ids"][0].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
+    assert batch["input_ids"][0].tolist() == [49406, 320, 645, 539, 320, 2368, 49407]
     assert batch["attention_mask"].tolist()[0] == [1] * 7
-    assert batch["pixel_values_videos"].shape == (2, 4, 3, 112, 112)
+    assert batch["pixel_values_videos"].shape == (2, 4, 3, 64, 64)
     torch.testing.assert_close(batch["pixel_values_videos"][0], batch["pixel_values_videos"][1])
 
 
@@ -49,7 +47,7 @@ def test_video_kwargs_reach_the_video_processor(processor):
     out = processor(videos=video, num_frames=6, training=True, seed=1, return_tensors="pt")[
         "pixel_values_videos"
     ]
-    assert out.shape == (1, 6, 3, 112, 112)
+    assert out.shape == (1, 6, 3, 64, 64)
     again = processor(videos=video, num_frames=6, training=True, seed=1, return_tensors="pt")[
         "pixel_values_videos"
     ]

@@ -29,6 +29,7 @@ class VidLATextConfig(CLIPTextConfig):
     >>> from vidla_hf import VidLATextConfig
     >>> VidLATextConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4).hidden_size
     64
+
     ```"""
 
     model_type = "vidla_text_model"
@@ -66,6 +67,7 @@ class VidLAVisionConfig(CLIPVisionConfig):
     >>> config = VidLAVisionConfig(num_frames=32, mst_levels=0)
     >>> config.num_frames, config.mst_levels, config.patch_size
     (32, 0, 16)
+
     ```"""
 
     model_type = "vidla_vision_model"
@@ -141,7 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "intermediate_size": 512,
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
-            "image_size": 112,
+            "image_size": 64,
             "patch_size": 16,
             "num_frames": 8,
             "mst_levels": 2,
@@ -210,6 +212,7 @@ class VidLAConfig(PreTrainedConfig):
     >>> config = VidLAConfig.from_preset("vidla-b32", num_frames=32)
     >>> config.vision_config.patch_size, config.vision_config.num_frames
     (32, 32)
+
     ```"""
 
     model_type = "vidla"

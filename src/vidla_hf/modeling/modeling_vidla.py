@@ -416,10 +416,11 @@ class VidLAVisionModel(VidLAPreTrainedModel):
     >>> from vidla_hf import VidLAConfig, VidLAVisionModel
     >>> config = VidLAConfig.from_preset("vidla-tiny").vision_config
     >>> model = VidLAVisionModel(config).eval()
-    >>> video = torch.randn(2, 8, 3, 112, 112)  # (batch, frames, 3, H, W)
+    >>> video = torch.randn(2, 8, 3, 64, 64)  # (batch, frames, 3, H, W)
     >>> out = model(pixel_values_videos=video)
-    >>> out.last_hidden_state.shape  # 1 [CLS] + 4 [MST] + 8 frames x 49 patches
-    torch.Size([2, 397, 128])
+    >>> out.last_hidden_state.shape  # 1 [CLS] + 4 [MST] + 8 frames x 16 patches
+    torch.Size([2, 133, 128])
+
     ```"""
 
     config: VidLAVisionConfig
@@ -518,6 +519,7 @@ class VidLATextModel(VidLAPreTrainedModel, CLIPTextModel):
     >>> model = VidLATextModel(VidLAConfig.from_preset("vidla-tiny").text_config).eval()
     >>> model(input_ids=torch.tensor([[49406, 320, 1125, 539, 320, 2368, 49407]])).pooler_output.shape
     torch.Size([1, 128])
+
     ```"""
 
     config: VidLATextConfig
@@ -539,12 +541,13 @@ class VidLAModel(VidLAPreTrainedModel):
     >>> import torch
     >>> from vidla_hf import VidLAConfig, VidLAModel
     >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny")).eval()
-    >>> videos = torch.randn(2, 8, 3, 112, 112)
+    >>> videos = torch.randn(2, 8, 3, 64, 64)
     >>> input_ids = torch.tensor([[49406, 320, 1125, 49407], [49406, 320, 2368, 49407]])
     >>> with torch.inference_mode():
     ...     out = model(input_ids=input_ids, pixel_values_videos=videos)
     >>> out.logits_per_video.shape
     torch.Size([2, 2])
+
     ```"""
 
     config: VidLAConfig
@@ -661,6 +664,7 @@ class VidLAModel(VidLAPreTrainedModel):
         >>> model = VidLAModel.from_clip(clip, num_frames=4)
         >>> model.config.vision_config.num_frames
         4
+
         ```
         """
         if isinstance(clip, (str, os.PathLike)):

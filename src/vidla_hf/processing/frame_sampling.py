@@ -27,6 +27,7 @@ def uniform_frame_indices(total_frames: int, num_frames: int) -> np.ndarray:
     >>> from vidla_hf.processing import uniform_frame_indices
     >>> uniform_frame_indices(10, 4).tolist(), uniform_frame_indices(2, 5).tolist()
     ([1, 3, 6, 8], [0, 0, 1, 1, 1])
+
     ```
     """
     _check(total_frames, num_frames)

@@ -33,6 +33,7 @@ class VidLAProcessor(ProcessorMixin):
     ...                   return_tensors="pt")
     >>> batch["input_ids"].shape, batch["pixel_values_videos"].shape
     (torch.Size([2, 5]), torch.Size([2, 4, 3, 224, 224]))
+
     ```
     """
 

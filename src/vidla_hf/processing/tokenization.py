@@ -52,6 +52,7 @@ def build_clip_tokenizer(bpe_path: str | os.PathLike | None = None) -> CLIPToken
     >>> from vidla_hf.processing import build_clip_tokenizer
     >>> build_clip_tokenizer()("a photo of a cat")["input_ids"]
     [49406, 320, 1125, 539, 320, 2368, 49407]
+
     ```
     """
     path = Path(bpe_path) if bpe_path is not None else find_open_clip_bpe_file()

@@ -130,6 +130,7 @@ class VidLAVideoProcessor(BaseVideoProcessor):
     >>> videos = [np.zeros((30, 240, 320, 3), np.uint8), np.zeros((5, 480, 360, 3), np.uint8)]
     >>> processor(videos, return_tensors="pt")["pixel_values_videos"].shape
     torch.Size([2, 8, 3, 224, 224])
+
     ```
     """
 

@@ -1,0 +1,1 @@
+"""The embedded default dataset: `vidla_hf.data.synthetic`."""

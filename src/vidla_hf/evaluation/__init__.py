@@ -1,0 +1,5 @@
+"""Evaluation: retrieval metrics."""
+
+from .retrieval import retrieval_metrics
+
+__all__ = ["retrieval_metrics"]

@@ -1,0 +1,283 @@
+"""Streamed video-text data for training: any `datasets` source → decoded, tokenised batches.
+
+    source ─► datasets.IterableDataset (streaming) ─► shuffle buffer ─► split_dataset_by_node
+           ─► VideoTextStream (DataLoader workers: decode + process, skip and count corrupt samples)
+           ─► collate_video_text (batches)
+
+The stream never ends: each process cycles through its share epoch after epoch (reshuffled), so every
+process produces as many batches as the training loop asks for and no rank waits on another.
+
+Resuming is exact: every sample carries its position (worker, epoch, index in the worker's stream); the
+training loop records the last position consumed per worker, and a resumed stream skips the raw
+examples up to it without decoding them. Order is deterministic because the shuffle is seeded per epoch,
+the per-sample augmentation is seeded by the sample's position, and a DataLoader with W workers always
+takes one batch from each in turn — so resume points are kept on whole rounds of workers (see
+`pretrain.py`).
+"""
+
+import glob
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from datasets.distributed import split_dataset_by_node
+
+from ..processing.video_decoding import VideoDecodeError
+
+
+class CorruptStreamError(ValueError):
+    """Too large a share of a stream's samples could not be used; training stops instead of skipping on."""
+
+
+def _iter_tar_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
+    """WebDataset tar shards → `{"__key__", "__url__", <extension>: bytes}` examples, nothing decoded.
+
+    Unlike `load_dataset("webdataset")`, which parses `.json` members while reading (so one malformed
+    member ends the whole stream), parsing is left to `VideoTextStream`, which skips and counts a bad one.
+    A shard that cannot be read at all yields one example with an `__error__`.
+    """
+    for shard in shards:
+        current: dict[str, Any] = {}
+        try:
+            with tarfile.open(shard, "r|*") as archive:
+                for member in archive:
+                    if not member.isfile():
+                        continue
+                    base = os.path.basename(member.name)
+                    key, _, extension = base.partition(".")
+                    key = os.path.join(os.path.dirname(member.name), key)
+                    if current and current["__key__"] != key:
+                        yield current
+                        current = {}
+                    current.setdefault("__key__", key)
+                    current["__url__"] = shard
+                    current[extension] = archive.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError) as error:
+            if current:
+                current["__error__"] = f"shard {shard} is damaged after this sample: {error}"
+                yield current
+            else:
+                yield {"__key__": f"{shard}:unreadable", "__url__": shard, "__error__": f"{error}"}
+            continue
+        if current:
+            yield current
+
+
+def resolve_tar_shards(source: str, split: str) -> list[str] | None:
+    """Local WebDataset shards for `source`: a `.tar` glob, or a folder holding `<split>-*.tar`; else None."""
+    if source.endswith(".tar") or any(ch in source for ch in "*?["):
+        files = sorted(glob.glob(source))
+    elif Path(source).is_dir() and glob.glob(os.path.join(source, f"{split}-*.tar")):
+        files = sorted(glob.glob(os.path.join(source, f"{split}-*.tar")))
+    else:
+        return None
+    if not files:
+        raise FileNotFoundError(f"No WebDataset shards match {source!r}.")
+    return files
+
+
+def load_video_text_stream(
+    source: str,
+    split: str = "train",
+    video_column: str = "mp4",
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> datasets.IterableDataset:
+    """A streamed `datasets.IterableDataset` for `source`, shuffled and split for this process.
+
+    `source` is local WebDataset shards (a `.tar` glob, or a folder with `<split>-*.tar` such as the
+    synthetic dataset) or anything `datasets.load_dataset(source, split=split, streaming=True)` accepts
+    (a Hub dataset id, a local dataset folder). A `datasets.Video` column is read as raw bytes: decoding
+    is ours, in the DataLoader workers.
+    """
+    shards = resolve_tar_shards(source, split)
+    if shards is not None:
+        dataset = datasets.IterableDataset.from_generator(_iter_tar_shards, gen_kwargs={"shards": shards})
+    else:
+        dataset = datasets.load_dataset(source, split=split, streaming=True)
+        features = dataset.features or {}
+        if isinstance(features.get(video_column), datasets.Video):
+            dataset = dataset.cast_column(video_column, datasets.Video(decode=False))
+    if shuffle_buffer > 1:
+        dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer)
+    if world_size > 1:
+        dataset = split_dataset_by_node(dataset, rank=rank, world_size=world_size)
+    return dataset
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")  # UnicodeDecodeError for non-UTF-8 text: the sample is skipped
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be text, got {type(value).__name__}.")
+    value = value.strip()
+    return value or None
+
+
+def _video_source(value: Any) -> Any:
+    if isinstance(value, dict):  # datasets.Video(decode=False) / webdataset-style {"bytes", "path"}
+        return value.get("bytes") or value.get("path")
+    return value
+
+
+class VideoTextStream(torch.utils.data.IterableDataset):
+    """Decodes and processes a streamed `datasets.IterableDataset` in DataLoader workers.
+
+    Yields `{"key", "pixel_values_videos", "caption_ids", "subtitle_ids", "position", "skipped_keys"}` per
+    usable sample; `skipped_keys` names the corrupt samples dropped just before it (undecodable video,
+    malformed metadata, missing or non-UTF-8 text), so they are counted by whoever consumes the stream. A sample with only one of the two texts uses it for both
+    roles. If more than `max_corrupt_fraction` of the samples seen so far (after the first 20) are
+    corrupt, it raises `CorruptStreamError`.
+    """
+
+    def __init__(
+        self,
+        dataset: datasets.IterableDataset,
+        processor,
+        video_column: str = "mp4",
+        caption_column: str = "caption",
+        subtitle_column: str = "subtitle",
+        metadata_column: str | None = "json",
+        num_frames: int = 12,
+        training: bool = True,
+        seed: int = 0,
+        max_corrupt_fraction: float = 0.5,
+        resume_positions: dict[int, tuple[int, int]] | None = None,
+    ):
+        super().__init__()
+        if not 0.0 <= max_corrupt_fraction < 1.0:
+            raise ValueError(f"`max_corrupt_fraction` must be in [0, 1), got {max_corrupt_fraction}.")
+        self.dataset = dataset
+        self.processor = processor
+        self.video_column, self.caption_column, self.subtitle_column = (
+            video_column,
+            caption_column,
+            subtitle_column,
+        )
+        self.metadata_column = metadata_column
+        self.num_frames = num_frames
+        self.training = training
+        self.seed = seed
+        self.max_corrupt_fraction = max_corrupt_fraction
+        self.resume_positions = resume_positions or {}
+
+    def texts(self, example: dict[str, Any]) -> tuple[str, str]:
+        fields = dict(example)
+        metadata = example.get(self.metadata_column) if self.metadata_column else None
+        if metadata is not None:
+            if isinstance(metadata, (bytes, str)):
+                metadata = json.loads(metadata)  # JSONDecodeError / UnicodeDecodeError: skipped
+            if not isinstance(metadata, dict):
+                raise TypeError(
+                    f"`{self.metadata_column}` must hold a JSON object, got {type(metadata).__name__}."
+                )
+            fields = {**metadata, **fields}
+        caption = _text(fields.get(self.caption_column), self.caption_column)
+        subtitle = _text(fields.get(self.subtitle_column), self.subtitle_column)
+        if caption is None and subtitle is None:
+            raise ValueError(f"Sample {example.get('__key__')!r} has neither a caption nor a subtitle.")
+        return caption or subtitle, subtitle or caption
+
+    def prepare(self, example: dict[str, Any], sample_seed: int) -> dict[str, Any]:
+        if example.get("__error__"):
+            raise VideoDecodeError(example["__error__"])
+        caption, subtitle = self.texts(example)
+        video = _video_source(example.get(self.video_column))
+        if video is None:
+            raise VideoDecodeError(f"Sample {example.get('__key__')!r} has no `{self.video_column}` video.")
+        pixels = self.processor.video_processor(
+            video, num_frames=self.num_frames, training=self.training, seed=sample_seed, return_tensors="pt"
+        )["pixel_values_videos"][0]
+        tokenize = self.processor.tokenizer
+        return {
+            "key": example.get("__key__"),
+            "pixel_values_videos": pixels,
+            "caption_ids": tokenize(caption, truncation=True, max_length=77)["input_ids"],
+            "subtitle_ids": tokenize(subtitle, truncation=True, max_length=77)["input_ids"],
+        }
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        worker = torch.utils.data.get_worker_info()
+        worker_id = worker.id if worker is not None else 0
+        start_epoch, start_index = self.resume_positions.get(worker_id, (0, -1))
+        seen = bad = 0
+        skipped_keys: list[str] = []
+        epoch = start_epoch
+        while True:
+            self.dataset.set_epoch(epoch)
+            used_this_epoch = raw_this_epoch = 0
+            for index, example in enumerate(self.dataset):
+                raw_this_epoch += 1
+                if epoch == start_epoch and index <= start_index:
+                    continue  # consumed before the resume point: not even decoded
+                seen += 1
+                sample_seed = int(
+                    np.random.SeedSequence([self.seed, epoch, worker_id, index]).generate_state(1)[0]
+                )
+                try:
+                    sample = self.prepare(example, sample_seed)
+                except (VideoDecodeError, ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
+                    bad += 1
+                    skipped_keys.append(str(example.get("__key__")))
+                    if seen >= 20 and bad / seen > self.max_corrupt_fraction:
+                        raise CorruptStreamError(
+                            f"{bad} of {seen} samples could not be used (more than {self.max_corrupt_fraction:.0%}); "
+                            f"last: {error}"
+                        ) from error
+                    continue
+                used_this_epoch += 1
+                yield {**sample, "position": (worker_id, epoch, index), "skipped_keys": skipped_keys}
+                skipped_keys = []
+            if raw_this_epoch == 0:
+                return  # this worker was given no shard (more workers than shards)
+            if used_this_epoch == 0 and not (epoch == start_epoch and start_index >= 0):
+                raise CorruptStreamError(
+                    f"A whole pass over the stream gave no usable sample ({bad} corrupt)."
+                )
+            epoch += 1
+
+
+def collate_video_text(samples: list[dict[str, Any]], pad_token_id: int = 49407) -> dict[str, Any]:
+    """Stacks videos, pads both texts (CLIP pads with [EOS]) and gathers positions and skip counts."""
+
+    def pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        length = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), length), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), length), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+        return ids, mask
+
+    caption_ids, caption_mask = pad([s["caption_ids"] for s in samples])
+    subtitle_ids, subtitle_mask = pad([s["subtitle_ids"] for s in samples])
+    return {
+        "pixel_values_videos": torch.stack([s["pixel_values_videos"] for s in samples]),
+        "caption_ids": caption_ids,
+        "caption_mask": caption_mask,
+        "subtitle_ids": subtitle_ids,
+        "subtitle_mask": subtitle_mask,
+        "positions": [s["position"] for s in samples],
+        "keys": [s["key"] for s in samples],
+        "skipped_keys": [key for s in samples for key in s["skipped_keys"]],
+        "skipped": sum(len(s["skipped_keys"]) for s in samples),
+    }
+
+
+__all__ = [
+    "CorruptStreamError",
+    "VideoTextStream",
+    "collate_video_text",
+    "load_video_text_stream",
+    "resolve_tar_shards",
+]

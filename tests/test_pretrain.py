@@ -1,0 +1,284 @@
+"""examples/pretrain.py end to end: real `accelerate launch` processes, exact resume, LoRA and freezing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
+
+from vidla_hf import VidLAConfig, VidLAModel
+from vidla_hf.data.synthetic import generate_synthetic_dataset
+from vidla_hf.training.trainer import (
+    RECIPES,
+    TrainingArguments,
+    configure_trainable,
+    find_checkpoint,
+    parameter_groups,
+    parse_args,
+)
+
+ROOT = Path(__file__).parents[1]
+FAST = [
+    "--num_frames",
+    "2",
+    "--per_device_batch_size",
+    "4",
+    "--eval_max_samples",
+    "8",
+    "--report_to",
+    "none",
+    "--warmup_steps",
+    "1",
+    "--logging_steps",
+    "1",
+    "--shuffle_buffer",
+    "8",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic_dataset(folder, {"train": 48, "val": 8}, clips_per_shard=12)
+    return str(folder)
+
+
+def run(args, num_processes=1, timeout=600):
+    """`accelerate launch` on the CPU. Several CPU processes need the torchrun launcher (`--multi_gpu`) with
+    ACCELERATE_USE_CPU=1: `--cpu` alone starts a single process, whatever `--num_processes` says."""
+    mode = ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *mode,
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    result = subprocess.run(
+        [*launcher, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def losses(output_dir):
+    return {
+        row["step"]: row["loss"]
+        for row in map(json.loads, (Path(output_dir) / "losses.jsonl").read_text().split("\n")[:-1])
+    }
+
+
+def test_two_process_accelerate_launch_trains_and_writes_a_loadable_model(data, tmp_path):
+    output = tmp_path / "run"
+    result = run(
+        [
+            "examples/pretrain.py",
+            "--train_data",
+            data,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "3",
+            "--checkpointing_steps",
+            "3",
+            "--eval_steps",
+            "3",
+            "--num_workers",
+            "1",
+            *FAST,
+        ],
+        num_processes=2,
+    )
+    assert "retrieval before training" in result.stdout and "retrieval after training" in result.stdout
+    results = json.loads((output / "train_results.json").read_text())
+    assert set(results) == {"before", "after", "skipped_samples"} and results["skipped_samples"] == 0
+    assert sorted(losses(output)) == [1, 2, 3]
+    assert (output / "checkpoints" / "step_3" / "data_state_rank1.json").is_file(), "two processes ran"
+    assert (output / "checkpoints" / "step_3" / "random_states_1.pkl").is_file()
+    model = AutoModel.from_pretrained(output)
+    processor = AutoProcessor.from_pretrained(output)
+    assert isinstance(model, VidLAModel) and model.config.vision_config.num_frames == 2
+    assert processor(text="a red circle moves left", return_tensors="pt")["input_ids"].shape[0] == 1
+
+    # The retrieval finetuning script starts from that folder (32 frames: the temporal table is resampled).
+    finetuned = tmp_path / "finetuned"
+    run(
+        [
+            "examples/finetune_retrieval.py",
+            "--init_from",
+            str(output),
+            "--train_data",
+            data,
+            "--output_dir",
+            str(finetuned),
+            "--max_steps",
+            "1",
+            "--num_workers",
+            "0",
+            *FAST[2:],
+            "--num_frames",
+            "3",
+        ]
+    )
+    assert AutoModel.from_pretrained(finetuned).vision_model.embeddings.temporal_embedding.shape[0] == 3
+
+
+def test_resume_mid_epoch_gives_the_losses_of_an_uninterrupted_run(data, tmp_path):
+    common = [
+        "examples/pretrain.py",
+        "--train_data",
+        data,
+        "--max_steps",
+        "6",
+        "--checkpointing_steps",
+        "2",
+        "--eval_steps",
+        "100",
+        "--num_workers",
+        "2",
+        "--mask_ratio",
+        "0.5",
+        *FAST,
+    ]
+    run([*common, "--output_dir", str(tmp_path / "whole")])
+    run([*common, "--output_dir", str(tmp_path / "split"), "--stop_at_step", "4"])
+    assert not (tmp_path / "split" / "model.safetensors").exists(), "a stopped run writes no final model"
+    assert sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir()) == ["step_2", "step_4"]
+    run([*common, "--output_dir", str(tmp_path / "split"), "--resume_from_checkpoint", "latest"])
+    whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
+    assert sorted(split) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):
+        assert split[step] == pytest.approx(whole[step], rel=1e-6, abs=1e-6), (step, split, whole)
+
+
+def test_init_from_a_clip_checkpoint(data, tmp_path):
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4}
+    clip = CLIPModel(
+        CLIPConfig(
+            text_config=tower, vision_config={**tower, "image_size": 32, "patch_size": 16}, projection_dim=16
+        )
+    )
+    clip.save_pretrained(tmp_path / "clip")
+    run(
+        [
+            "examples/pretrain.py",
+            "--init_from",
+            str(tmp_path / "clip"),
+            "--train_data",
+            data,
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--max_steps",
+            "1",
+            "--num_workers",
+            "0",
+            *FAST,
+        ]
+    )
+    model = AutoModel.from_pretrained(tmp_path / "out")
+    assert model.config.vision_config.image_size == 32 and model.config.projection_dim == 16
+
+
+def test_latest_checkpoint_ignores_half_written_ones(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    for name, complete in (("step_4", True), ("step_8", False), ("step_6.partial", True)):
+        (checkpoints / name).mkdir(parents=True)
+        if complete:
+            (checkpoints / name / "trainer_state.json").write_text("{}")
+    assert find_checkpoint(str(tmp_path), "latest").name == "step_4"
+    with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
+        find_checkpoint(str(tmp_path), str(checkpoints / "step_8"))
+
+
+def trainable(model):
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.fixture
+def tiny_model():
+    return VidLAModel(VidLAConfig.from_preset("vidla-tiny"))
+
+
+def test_freezing_the_text_tower(tiny_model):
+    model = configure_trainable(tiny_model, TrainingArguments(freeze_text_tower=True))
+    names = trainable(model)
+    assert names and not [n for n in names if n.startswith(("text_model.", "text_projection."))]
+    assert "vision_model.embeddings.mst_embedding" in names and "logit_scale" in names
+
+
+def test_lora_trains_adapters_and_new_parameters_and_merges_back(tiny_model):
+    original = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    model = configure_trainable(tiny_model, TrainingArguments(lora_rank=4, freeze_text_tower=True))
+    names = trainable(model)
+    assert any("lora_A" in n for n in names) and any("lora_B" in n for n in names)
+    frozen_clip_weight = "base_model.model.vision_model.encoder.layers.0.self_attn.q_proj.base_layer.weight"
+    assert frozen_clip_weight not in names and frozen_clip_weight in dict(model.named_parameters())
+    assert "base_model.model.vision_model.encoder.layers.0.temporal_attn.q_proj.weight" in names
+    assert not [n for n in names if "text_model" in n]
+    # LoRA covers the CLIP layers of the video tower only, not VidLA's temporal attention.
+    assert not [n for n in names if "temporal_attn" in n and "lora_" in n]
+
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    out = model(
+        input_ids=torch.tensor([[49406, 320, 49407]] * 2),
+        pixel_values_videos=torch.randn(2, 2, 3, 64, 64),
+        return_loss=True,
+    )
+    out.loss.backward()
+    optimizer.step()
+    merged = model.merge_and_unload()
+    state = merged.state_dict()
+    assert type(merged) is VidLAModel and set(state) == set(original)
+    assert not torch.equal(
+        state["vision_model.encoder.layers.0.self_attn.q_proj.weight"],
+        original["vision_model.encoder.layers.0.self_attn.q_proj.weight"],
+    )
+    assert torch.equal(
+        state["text_model.encoder.layers.0.self_attn.q_proj.weight"],
+        original["text_model.encoder.layers.0.self_attn.q_proj.weight"],
+    )
+
+
+def test_weight_decay_groups(tiny_model):
+    groups = parameter_groups(tiny_model, 0.02)
+    names = {id(p): n for n, p in tiny_model.named_parameters()}
+    no_decay = {names[id(p)] for p in groups[1]["params"]}
+    decay = {names[id(p)] for p in groups[0]["params"]}
+    assert groups[0]["weight_decay"] == 0.02 and groups[1]["weight_decay"] == 0.0
+    for name in (
+        "logit_scale",
+        "vision_model.embeddings.mst_embedding",
+        "vision_model.embeddings.temporal_embedding",
+        "vision_model.embeddings.position_embedding.weight",
+        "vision_model.pre_layrnorm.weight",
+        "vision_model.encoder.layers.0.self_attn.q_proj.bias",
+    ):
+        assert name in no_decay, name
+    assert "vision_model.encoder.layers.0.self_attn.q_proj.weight" in decay
+
+
+def test_recipes_and_explicit_options():
+    assert parse_args("", argv=[]).learning_rate == RECIPES["tiny-cpu"]["learning_rate"]
+    paper = parse_args("", argv=["--init_from", "openai/clip-vit-base-patch16"])
+    assert (paper.learning_rate, paper.min_learning_rate, paper.num_frames, paper.weight_decay) == (
+        2e-5,
+        4e-8,
+        12,
+        0.02,
+    )
+    assert (paper.adam_beta1, paper.adam_beta2, paper.max_grad_norm) == (0.9, 0.999, 10.0)
+    finetune = parse_args("", recipe="retrieval-finetune", argv=["--learning_rate", "3e-5"])
+    assert (finetune.num_frames, finetune.learning_rate, finetune.weight_decay) == (32, 3e-5, 0.2)
+    assert finetune.training_augmentation is False

@@ -1,0 +1,78 @@
+import glob
+import json
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from vidla_hf.data.synthetic import SCALES, caption_for, generate_synthetic_dataset, render_clip, sample_clip
+from vidla_hf.processing import read_video
+
+
+def test_generation_is_deterministic_atomic_and_reused(tmp_path):
+    sizes = {"train": 12, "val": 4}
+    first = generate_synthetic_dataset(tmp_path / "a", sizes, clips_per_shard=5, seed=3)
+    second = generate_synthetic_dataset(tmp_path / "b", sizes, clips_per_shard=5, seed=3)
+    assert [len(first[s]) for s in ("train", "val")] == [3, 1]
+    for a, b in zip(first["train"] + first["val"], second["train"] + second["val"], strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()
+    manifest = tmp_path / "a" / "manifest.json"
+    stamp = manifest.stat().st_mtime_ns
+    assert generate_synthetic_dataset(tmp_path / "a", sizes, clips_per_shard=5, seed=3) == first
+    assert manifest.stat().st_mtime_ns == stamp, "a finished dataset is reused, not rewritten"
+    assert not glob.glob(str(tmp_path / "a" / "*.partial"))
+    other = generate_synthetic_dataset(tmp_path / "c", sizes, clips_per_shard=5, seed=4)
+    assert Path(other["train"][0]).read_bytes() != Path(first["train"][0]).read_bytes()
+
+
+def test_readable_with_datasets_webdataset_streaming(tmp_path):
+    files = generate_synthetic_dataset(tmp_path, {"train": 6, "val": 2}, clips_per_shard=3)
+    stream = datasets.load_dataset(
+        "webdataset", data_files={"train": files["train"]}, split="train", streaming=True
+    )
+    stream = stream.cast_column("mp4", datasets.Video(decode=False))
+    examples = list(stream)
+    assert len(examples) == 6
+    for example in examples:
+        meta = example["json"]
+        expected = ", then ".join(
+            f"a {e['color']} {e['shape']} moves {e['direction']}" for e in meta["events"]
+        )
+        assert meta["caption"] == expected
+        assert len(meta["events"]) == SCALES[meta["scale"]]
+        frames, metadata = read_video(example["mp4"]["bytes"])
+        assert frames.shape == (8 * len(meta["events"]), 64, 64, 3)
+
+
+def test_texts_describe_events_in_order_in_two_wordings():
+    rng = np.random.default_rng(0)
+    clips = [sample_clip(f"k{i}", rng) for i in range(300)]
+    assert {c.scale for c in clips} == set(SCALES)
+    for clip in clips:
+        assert len(clip.events) == SCALES[clip.scale]
+        phrases = clip.caption.split(", then ")
+        assert len(phrases) == len(clip.events)
+        for phrase, event in zip(phrases, clip.events, strict=True):
+            assert phrase == f"a {event.color} {event.shape} moves {event.direction}"
+        assert clip.subtitle != clip.caption
+        positions = [clip.subtitle.index(f"the {e.color} ") for e in clip.events[:1]]
+        assert positions[0] >= 0 and all(e.color in clip.subtitle for e in clip.events)
+    # Order matters: the same events reversed give another caption and other frames.
+    long_clip = next(c for c in clips if c.scale == "long" and c.events != c.events[::-1])
+    reversed_clip = type(long_clip)(
+        "r", "long", long_clip.events[::-1], caption_for(long_clip.events[::-1]), ""
+    )
+    assert reversed_clip.caption != long_clip.caption
+    frames = render_clip(long_clip, np.random.default_rng(1))
+    reversed_frames = render_clip(reversed_clip, np.random.default_rng(1))
+    assert not np.array_equal(frames, reversed_frames)
+    assert (
+        np.abs(frames.astype(float).mean(0) - reversed_frames.astype(float).mean(0)).mean()
+        < np.abs(frames.astype(float) - reversed_frames.astype(float)).mean()
+    ), "frame averages are closer than the videos: order carries the difference"
+
+
+def test_manifest_lists_the_shards(tmp_path):
+    files = generate_synthetic_dataset(tmp_path, {"train": 3}, clips_per_shard=2)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["files"]["train"] == [p.split("/")[-1] for p in files["train"]]

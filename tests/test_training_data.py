@@ -1,0 +1,124 @@
+"""Streamed training data: corrupt samples skipped and counted across DataLoader workers, broken streams stop."""
+
+import io
+import json
+import tarfile
+
+import numpy as np  # noqa: I001
+import pytest
+import torch
+
+from vidla_hf import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+from vidla_hf.data.synthetic import encode_mp4, render_clip, sample_clip
+from vidla_hf.training import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
+
+
+@pytest.fixture(scope="module")
+def processor():
+    size = {"shortest_edge": 32}
+    return VidLAProcessor(
+        VidLAVideoProcessor(size=size, crop_size={"height": 32, "width": 32}), build_clip_tokenizer()
+    )
+
+
+def add(archive, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    archive.addfile(info, io.BytesIO(data))
+
+
+BAD_KINDS = ("undecodable_video", "bad_json", "missing_text", "non_utf8_text")
+
+
+def write_shards(folder, num_shards=2, per_shard=10, bad_every=10, seed=0):
+    """Shards of synthetic samples in which every `bad_every`-th sample is corrupt in one of four ways."""
+    rng = np.random.default_rng(seed)
+    good, bad = set(), set()
+    paths = []
+    for shard in range(num_shards):
+        path = folder / f"train-{shard:05d}.tar"
+        with tarfile.open(path, "w") as archive:
+            for i in range(per_shard):
+                key = f"s{shard}-{i:03d}"
+                clip = sample_clip(key, rng, scale="short")
+                video = encode_mp4(render_clip(clip, rng))
+                meta = json.dumps({"caption": clip.caption, "subtitle": clip.subtitle}).encode()
+                number = shard * per_shard + i
+                if number % bad_every == bad_every - 1:
+                    kind = BAD_KINDS[(number // bad_every) % len(BAD_KINDS)]
+                    if kind == "undecodable_video":
+                        video = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+                    elif kind == "bad_json":
+                        meta = b'{"caption": "a red'
+                    elif kind == "missing_text":
+                        meta = b'{"scale": "short"}'
+                    else:
+                        meta = b'{"caption": "' + bytes([0xFF, 0xFE]) + b'"}'
+                    bad.add(key)
+                else:
+                    good.add(key)
+                add(archive, f"{key}.mp4", video)
+                add(archive, f"{key}.json", meta)
+        paths.append(path)
+    return paths, good, bad
+
+
+def one_epoch(stream, num_workers, batch_size=1):
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_video_text
+    )
+    keys, skipped_keys, workers_done = [], [], set()
+    for batch in loader:
+        keys += [k for k, p in zip(batch["keys"], batch["positions"], strict=True) if p[1] == 0]
+        # A corrupt sample is reported with the next good one, which may come from the next epoch.
+        skipped_keys += batch["skipped_keys"]
+        workers_done |= {p[0] for p in batch["positions"] if p[1] > 0}
+        if len(workers_done) == max(num_workers, 1):
+            break
+    return keys, skipped_keys
+
+
+def test_corrupt_samples_are_skipped_and_counted_with_two_workers(tmp_path, processor):
+    _, good, bad = write_shards(tmp_path)
+    assert len(bad) == 2 and len(good) == 18  # 10 % bad
+    stream = VideoTextStream(load_video_text_stream(str(tmp_path), "train"), processor, num_frames=4)
+    keys, skipped = one_epoch(stream, num_workers=2)
+    assert sorted(keys) == sorted(good), "exactly the good samples, each once"
+    assert sorted(skipped) == sorted(bad), "and every corrupt one counted once"
+
+
+def test_every_kind_of_corruption_is_skipped(tmp_path, processor):
+    _, good, bad = write_shards(tmp_path, num_shards=1, per_shard=8, bad_every=2)
+    assert len(bad) == 4  # one of each kind
+    stream = VideoTextStream(
+        load_video_text_stream(str(tmp_path), "train"), processor, num_frames=4, max_corrupt_fraction=0.9
+    )
+    keys, skipped = one_epoch(stream, num_workers=0)
+    assert sorted(keys) == sorted(good) and sorted(skipped) == sorted(bad)
+
+
+def test_a_mostly_broken_stream_stops_with_a_clear_error(tmp_path, processor):
+    write_shards(tmp_path, num_shards=1, per_shard=30, bad_every=2)  # half of them broken
+    stream = VideoTextStream(
+        load_video_text_stream(str(tmp_path), "train"), processor, num_frames=4, max_corrupt_fraction=0.3
+    )
+    with pytest.raises(CorruptStreamError, match="could not be used"):
+        one_epoch(stream, num_workers=0)
+
+
+def test_a_sample_with_one_text_uses_it_for_both(processor):
+    stream = VideoTextStream(None, processor)
+    assert stream.texts({"json": b'{"caption": "a red circle"}'}) == ("a red circle", "a red circle")
+    assert stream.texts({"json": {"subtitle": "um a ball"}}) == ("um a ball", "um a ball")
+    assert stream.texts({"caption": "c", "subtitle": "s", "json": None}) == ("c", "s")
+
+
+def test_the_stream_cycles_and_splits_by_node(tmp_path, processor):
+    write_shards(tmp_path, num_shards=2, per_shard=4, bad_every=1000)
+    shares = []
+    for rank in range(2):
+        dataset = load_video_text_stream(str(tmp_path), "train", rank=rank, world_size=2)
+        stream = iter(VideoTextStream(dataset, processor, num_frames=2))
+        shares.append([next(stream)["key"] for _ in range(8)])  # twice its share: the stream goes on
+    assert not set(shares[0]) & set(shares[1])
+    assert shares[0][:4] == shares[0][4:] or sorted(shares[0][:4]) == sorted(shares[0][4:])
