@@ -4,7 +4,7 @@ import io
 import json
 import tarfile
 
-import numpy as np  # noqa: I001
+import numpy as np
 import pytest
 import torch
 
