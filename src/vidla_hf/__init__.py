@@ -5,6 +5,7 @@ for remote code, so that `save_pretrained` writes the code files and `auto_map` 
 """
 
 from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .modeling import (
     PRESETS,
@@ -19,6 +20,7 @@ from .modeling import (
     VidLAVisionModelOutput,
     convert_clip_state_dict,
 )
+from .pipelines import VideoTextRetrievalPipeline, ZeroShotVideoClassificationPipeline
 from .processing import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 
 __version__ = "0.1.0"
@@ -38,12 +40,20 @@ def _register_auto_classes() -> None:
     VidLAModel.register_for_auto_class("AutoModel")
     VidLAVideoProcessor.register_for_auto_class("AutoVideoProcessor")
     VidLAProcessor.register_for_auto_class("AutoProcessor")
+    for task, pipeline_class in (
+        ("zero-shot-video-classification", ZeroShotVideoClassificationPipeline),
+        ("video-text-retrieval", VideoTextRetrievalPipeline),
+    ):
+        if task not in PIPELINE_REGISTRY.supported_tasks:
+            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=AutoModel, type="multimodal")
 
 
 _register_auto_classes()
 
 __all__ = [
     "PRESETS",
+    "VideoTextRetrievalPipeline",
+    "ZeroShotVideoClassificationPipeline",
     "VidLAProcessor",
     "VidLAVideoProcessor",
     "build_clip_tokenizer",

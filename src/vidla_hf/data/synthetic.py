@@ -156,6 +156,7 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
                 "caption": clip.caption,
                 "subtitle": clip.subtitle,
                 "scale": clip.scale,
+                "label": f"{clip.events[0].color} {clip.events[0].shape}",  # for zero-shot classification
                 "events": [asdict(e) for e in clip.events],
             }
             _add_member(archive, f"{clip.key}.json", json.dumps(meta).encode("utf-8"))
@@ -195,7 +196,7 @@ def generate_synthetic_dataset(
         raise ValueError(f"`clips_per_shard` must be >= 1, got {clips_per_shard}.")
     output_dir = Path(output_dir)
     manifest_path = output_dir / "manifest.json"
-    wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": 1}
+    wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": 3}
     if manifest_path.exists() and not overwrite:
         manifest = json.loads(manifest_path.read_text())
         if manifest["config"] == wanted:

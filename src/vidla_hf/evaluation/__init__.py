@@ -1,5 +1,24 @@
-"""Evaluation: retrieval metrics."""
+"""Evaluation: retrieval (with exact chunked dual softmax), zero-shot classification, multiple choice."""
 
-from .retrieval import retrieval_metrics
+from .retrieval import (
+    dual_softmax,
+    evaluate_retrieval,
+    matched_ranks,
+    metrics_from_ranks,
+    paragraph,
+    retrieval_metrics,
+)
+from .zero_shot import KINETICS_TEMPLATES, class_embeddings, multiple_choice_accuracy, zero_shot_accuracy
 
-__all__ = ["retrieval_metrics"]
+__all__ = [
+    "KINETICS_TEMPLATES",
+    "class_embeddings",
+    "dual_softmax",
+    "evaluate_retrieval",
+    "matched_ranks",
+    "metrics_from_ranks",
+    "multiple_choice_accuracy",
+    "paragraph",
+    "retrieval_metrics",
+    "zero_shot_accuracy",
+]

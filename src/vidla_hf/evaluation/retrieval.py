@@ -1,13 +1,30 @@
-"""Retrieval metrics with the conventions of the paper's Table 2: R@1/5/10 in %, median and mean rank."""
+"""Retrieval evaluation with the paper's Table 2 conventions: R@1/5/10 in %, median and mean rank.
+
+Ranks are computed in chunks, so neither the similarity matrix nor the dual-softmax (DSL) one is ever
+held whole: memory is O(chunk²) whatever the gallery size. DSL (Cheng et al., CAMoE) rescales each
+similarity by a softmax over the *queries* for its gallery item, `s_ij · softmax_i(τ·s_ij)`; that needs
+every query of the bank at once (it uses the other queries as a prior), so it is an evaluation-time
+re-scoring of a whole query set, not something a single query can use. Results are always reported with
+and without it.
+"""
 
 import torch
+import torch.nn.functional as F
+
+
+def metrics_from_ranks(ranks: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
+    """R@k (%), median rank (MdR) and mean rank (MnR) from 1-based ranks of the matching items."""
+    ranks = ranks.double()
+    metrics = {f"R@{k}": float((ranks <= k).double().mean() * 100) for k in ks}
+    metrics["MdR"] = float(ranks.quantile(0.5))
+    metrics["MnR"] = float(ranks.mean())
+    return metrics
 
 
 def retrieval_metrics(similarity: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, float]:
-    """Metrics for queries (rows) against a gallery (columns) where query i matches gallery item i.
+    """Metrics for a dense (queries, gallery) similarity matrix where query i matches gallery item i.
 
-    Ranks start at 1; ties are counted pessimistically (a gallery item scoring equal to the match ranks
-    ahead of it). Returns `R@k` in percent, `MdR` and `MnR`.
+    Ties count against the match (an item scoring equal to it ranks ahead of it).
 
     Example:
 
@@ -20,20 +37,95 @@ def retrieval_metrics(similarity: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)
     ```
     """
     if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"`similarity` must be a square (queries, gallery) matrix, got {tuple(similarity.shape)}.")
+    similarity = similarity.double()
+    return metrics_from_ranks((similarity >= similarity.diagonal()[:, None]).sum(dim=1), ks)
+
+
+def dual_softmax(similarity: torch.Tensor, temperature: float = 100.0) -> torch.Tensor:
+    """Dense DSL re-scoring of a (queries, gallery) matrix: `s · softmax over queries (dim 0) of τ·s`."""
+    return similarity * torch.softmax(similarity * temperature, dim=0)
+
+
+def _check_pair(queries: torch.Tensor, gallery: torch.Tensor) -> None:
+    if queries.ndim != 2 or gallery.ndim != 2 or queries.shape != gallery.shape:
         raise ValueError(
-            f"`similarity` must be a square (queries, gallery) matrix, got {tuple(similarity.shape)}."
+            "`queries` and `gallery` must be (N, D) embeddings of matching pairs, got "
+            f"{tuple(queries.shape)} and {tuple(gallery.shape)}."
         )
-    similarity = similarity.float()
-    matched = similarity.diagonal()[:, None]
-    ranks = (similarity >= matched).sum(dim=1).float()  # 1 = the match scores highest
-    metrics = {f"R@{k}": float((ranks <= k).float().mean() * 100) for k in ks}
-    metrics["MdR"] = (
-        float(ranks.median())
-        if ranks.numel() % 2
-        else float(ranks.sort().values[ranks.numel() // 2 - 1 : ranks.numel() // 2 + 1].mean())
-    )
-    metrics["MnR"] = float(ranks.mean())
-    return metrics
 
 
-__all__ = ["retrieval_metrics"]
+@torch.no_grad()
+def matched_ranks(
+    queries: torch.Tensor,
+    gallery: torch.Tensor,
+    dsl_temperature: float | None = None,
+    chunk_size: int = 4096,
+) -> torch.Tensor:
+    """1-based rank of gallery item i for query i, computed chunk by chunk (exactly; no N×N matrix).
+
+    With `dsl_temperature`, similarities are DSL re-scored first: one pass accumulates, for every gallery
+    item, the log-sum-exp of τ·s over all queries; a second pass ranks `s · exp(τ·s - lse)`.
+    """
+    _check_pair(queries, gallery)
+    queries, gallery = queries.double(), gallery.double()
+    size = queries.shape[0]
+    diagonal = (queries * gallery).sum(dim=1)  # (N,) s_ii
+    if dsl_temperature is not None:
+        lse = torch.full((size,), -torch.inf, dtype=torch.float64)
+        for start in range(0, size, chunk_size):
+            block = queries[start : start + chunk_size] @ gallery.T * dsl_temperature  # (chunk, N)
+            lse = torch.logaddexp(lse, torch.logsumexp(block, dim=0))
+        matched = diagonal * torch.exp(diagonal * dsl_temperature - lse)
+    else:
+        matched = diagonal
+    ranks = torch.ones(size, dtype=torch.long)  # 1 + the other items scoring at least as high
+    for q_start in range(0, size, chunk_size):
+        q_block = queries[q_start : q_start + chunk_size]
+        q_index = torch.arange(q_start, q_start + q_block.shape[0])
+        for g_start in range(0, size, chunk_size):
+            scores = q_block @ gallery[g_start : g_start + chunk_size].T  # (chunk, chunk)
+            if dsl_temperature is not None:
+                scores = scores * torch.exp(scores * dsl_temperature - lse[g_start : g_start + chunk_size])
+            g_index = torch.arange(g_start, g_start + scores.shape[1])
+            at_least = (scores >= matched[q_index, None]) & (q_index[:, None] != g_index[None, :])
+            ranks[q_index] += at_least.sum(dim=1)
+    return ranks
+
+
+def evaluate_retrieval(
+    text_embeds: torch.Tensor,
+    video_embeds: torch.Tensor,
+    dsl_temperature: float = 100.0,
+    chunk_size: int = 4096,
+) -> dict[str, dict[str, float]]:
+    """Text→video and video→text metrics, with and without DSL, for matching rows of embeddings.
+
+    Embeddings are L2-normalised here. Returns `{"text_to_video", "video_to_text", "text_to_video_dsl",
+    "video_to_text_dsl"}`, each with R@1/5/10, MdR, MnR.
+    """
+    text_embeds = F.normalize(text_embeds.double(), dim=-1)
+    video_embeds = F.normalize(video_embeds.double(), dim=-1)
+    results = {}
+    for name, queries, gallery in (("text_to_video", text_embeds, video_embeds),
+                                   ("video_to_text", video_embeds, text_embeds)):
+        results[name] = metrics_from_ranks(matched_ranks(queries, gallery, None, chunk_size))
+        results[f"{name}_dsl"] = metrics_from_ranks(matched_ranks(queries, gallery, dsl_temperature, chunk_size))
+    return results
+
+
+def paragraph(texts: list[str], separator: str = " ") -> str:
+    """Paragraph-to-video retrieval (DiDeMo, ActivityNet): a video's descriptions joined into one query."""
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"`texts` must be a non-empty list of strings, got {texts!r}.")
+    return separator.join(t.strip() for t in texts)
+
+
+__all__ = [
+    "dual_softmax",
+    "evaluate_retrieval",
+    "matched_ranks",
+    "metrics_from_ranks",
+    "paragraph",
+    "retrieval_metrics",
+]

@@ -153,6 +153,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         seed: int = 0,
         max_corrupt_fraction: float = 0.5,
         resume_positions: dict[int, tuple[int, int]] | None = None,
+        keep_metadata: bool = False,
     ):
         super().__init__()
         if not 0.0 <= max_corrupt_fraction < 1.0:
@@ -170,8 +171,10 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         self.seed = seed
         self.max_corrupt_fraction = max_corrupt_fraction
         self.resume_positions = resume_positions or {}
+        self.keep_metadata = keep_metadata
 
-    def texts(self, example: dict[str, Any]) -> tuple[str, str]:
+    def fields(self, example: dict[str, Any]) -> dict[str, Any]:
+        """The example's columns merged with the JSON object of `metadata_column`, if any."""
         fields = dict(example)
         metadata = example.get(self.metadata_column) if self.metadata_column else None
         if metadata is not None:
@@ -182,6 +185,10 @@ class VideoTextStream(torch.utils.data.IterableDataset):
                     f"`{self.metadata_column}` must hold a JSON object, got {type(metadata).__name__}."
                 )
             fields = {**metadata, **fields}
+        return fields
+
+    def texts(self, example: dict[str, Any]) -> tuple[str, str]:
+        fields = self.fields(example)
         caption = _text(fields.get(self.caption_column), self.caption_column)
         subtitle = _text(fields.get(self.subtitle_column), self.subtitle_column)
         if caption is None and subtitle is None:
@@ -199,7 +206,12 @@ class VideoTextStream(torch.utils.data.IterableDataset):
             video, num_frames=self.num_frames, training=self.training, seed=sample_seed, return_tensors="pt"
         )["pixel_values_videos"][0]
         tokenize = self.processor.tokenizer
+        extra = {}
+        if self.keep_metadata:
+            extra["metadata"] = {k: v for k, v in self.fields(example).items()
+                                 if k != self.video_column and isinstance(v, (str, int, float, list, dict))}
         return {
+            **extra,
             "key": example.get("__key__"),
             "pixel_values_videos": pixels,
             "caption_ids": tokenize(caption, truncation=True, max_length=77)["input_ids"],
@@ -269,6 +281,7 @@ def collate_video_text(samples: list[dict[str, Any]], pad_token_id: int = 49407)
         "subtitle_mask": subtitle_mask,
         "positions": [s["position"] for s in samples],
         "keys": [s["key"] for s in samples],
+        "metadata": [s.get("metadata") for s in samples],
         "skipped_keys": [key for s in samples for key in s["skipped_keys"]],
         "skipped": sum(len(s["skipped_keys"]) for s in samples),
     }

@@ -355,55 +355,17 @@ def effective_workers(requested: int, num_shards: int, batches_per_checkpoint: i
     return 0
 
 
-@torch.no_grad()
-def evaluate_retrieval(
-    model: VidLAModel, processor: VidLAProcessor, args: TrainingArguments, max_samples: int
-):
+def evaluate_retrieval(model: VidLAModel, processor: VidLAProcessor, args: TrainingArguments, max_samples: int):
     """Zero-shot text→video retrieval (captions as queries) on the evaluation split, centre crop, uniform frames."""
-    source = args.eval_data or args.train_data
-    split = "val" if args.eval_data is None else "train"
-    dataset = load_video_text_stream(source, split=split, video_column=args.video_column)
-    stream = VideoTextStream(
-        dataset,
-        processor,
-        args.video_column,
-        args.caption_column,
-        args.subtitle_column,
-        args.metadata_column or None,
-        num_frames=args.num_frames,
-        training=False,
-        seed=0,
+    from ..evaluation.embeddings import compute_embeddings
+
+    embeds = compute_embeddings(
+        model, processor, args.eval_data or args.train_data, args.eval_split, args.num_frames,
+        args.per_device_batch_size, max_samples, None, args.video_column, args.caption_column,
+        args.subtitle_column, args.metadata_column or None, args.num_workers,
     )
-    loader = torch.utils.data.DataLoader(
-        stream,
-        batch_size=args.per_device_batch_size,
-        collate_fn=collate_video_text,
-        num_workers=min(args.num_workers, 1),
-        generator=torch.Generator(),
-    )
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    videos, captions, seen = [], [], set()
-    for batch in loader:
-        keep = [
-            i for i, p in enumerate(batch["positions"]) if p[1] == 0 and len(seen) < max_samples
-        ]  # one pass
-        if not keep:
-            break
-        seen.update(batch["positions"][i] for i in keep)
-        videos.append(model.get_video_features(batch["pixel_values_videos"][keep].to(device)).pooler_output)
-        captions.append(
-            model.get_text_features(
-                input_ids=batch["caption_ids"][keep].to(device),
-                attention_mask=batch["caption_mask"][keep].to(device),
-            ).pooler_output
-        )
-    model.train(was_training)
-    video_embeds = F.normalize(torch.cat(videos).float(), dim=-1)
-    text_embeds = F.normalize(torch.cat(captions).float(), dim=-1)
-    metrics = retrieval_metrics(text_embeds @ video_embeds.T)
-    metrics["num_videos"] = len(video_embeds)
+    metrics = retrieval_metrics(embeds["caption_embeds"] @ embeds["video_embeds"].T)
+    metrics["num_videos"] = len(embeds["keys"])
     return metrics
 
 

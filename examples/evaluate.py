@@ -1,0 +1,143 @@
+"""Evaluate a VidLA model on any streamed dataset: retrieval, zero-shot classification or multiple choice.
+
+    python examples/evaluate.py --model outputs/vidla-pretrain --task retrieval --output results.json
+    python examples/evaluate.py --model outputs/vidla-pretrain --task classification --label_column label
+    python examples/evaluate.py --model outputs/vidla-pretrain --task multiple_choice --num_options 5
+    accelerate launch examples/evaluate.py ...       # embeddings computed per process and gathered
+
+Data defaults to the synthetic dataset's val split (generated if missing). Retrieval reports text→video and
+video→text R@1/5/10, MdR, MnR with and without dual softmax; `--paragraph_column` joins a list of
+sentences per video into one query (paragraph-to-video, as for DiDeMo / ActivityNet). Classification puts
+the label names through prompt templates (`--templates video|kinetics`, an averaged ensemble as CLIP does).
+Multiple choice picks the caption among K: options from `--options_column`/`--answer_column`, or the true
+caption plus K-1 captions of other clips. Results are written as JSON (the input of examples/publish.py).
+"""
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from transformers import AutoModel, AutoProcessor
+
+import vidla_hf  # noqa: F401  (registers the Auto classes)
+from vidla_hf.evaluation import (
+    KINETICS_TEMPLATES,
+    class_embeddings,
+    evaluate_retrieval,
+    multiple_choice_accuracy,
+    paragraph,
+    zero_shot_accuracy,
+)
+from vidla_hf.evaluation.embeddings import compute_embeddings
+
+
+def embed_texts(model, processor, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            tokens = processor(text=texts[start : start + batch_size], return_tensors="pt").to(device)
+            out.append(model.get_text_features(**tokens).pooler_output.float().cpu())
+    return F.normalize(torch.cat(out), dim=-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="A VidLA model folder or Hub id (with its processor)")
+    parser.add_argument("--task", choices=("retrieval", "classification", "multiple_choice"), default="retrieval")
+    parser.add_argument("--data", default=None, help="Shards (folder or .tar glob) or a datasets id; default: synthetic")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--output", default=None, help="Where to write the results JSON")
+    parser.add_argument("--num_frames", type=int, default=None)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--max_samples", type=int, default=None)
+    parser.add_argument("--text_role", choices=("caption", "subtitle"), default="caption")
+    parser.add_argument("--paragraph_column", default=None)
+    parser.add_argument("--dsl_temperature", type=float, default=100.0)
+    parser.add_argument("--label_column", default="label")
+    parser.add_argument("--templates", choices=("video", "kinetics"), default="video")
+    parser.add_argument("--options_column", default=None)
+    parser.add_argument("--answer_column", default=None)
+    parser.add_argument("--num_options", type=int, default=5)
+    parser.add_argument("--video_column", default="mp4")
+    parser.add_argument("--caption_column", default="caption")
+    parser.add_argument("--subtitle_column", default="subtitle")
+    parser.add_argument("--metadata_column", default="json")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    accelerator = Accelerator()
+    if args.data is None:
+        from vidla_hf.data.synthetic import generate_synthetic_dataset
+
+        args.data = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
+        if accelerator.is_main_process:
+            generate_synthetic_dataset(args.data)
+        accelerator.wait_for_everyone()
+    model = AutoModel.from_pretrained(args.model).to(accelerator.device).eval()
+    processor = AutoProcessor.from_pretrained(args.model)
+    embeds = compute_embeddings(
+        model, processor, args.data, args.split, args.num_frames, args.batch_size, args.max_samples, accelerator,
+        args.video_column, args.caption_column, args.subtitle_column, args.metadata_column or None,
+    )
+    videos, metadata = embeds["video_embeds"], embeds["metadata"]
+
+    if args.task == "retrieval":
+        if args.paragraph_column:
+            texts = embed_texts(model, processor, [paragraph(m[args.paragraph_column]) for m in metadata])
+        else:
+            texts = embeds[f"{args.text_role}_embeds"]
+        metrics = evaluate_retrieval(texts, videos, args.dsl_temperature)
+    elif args.task == "classification":
+        labels = [m.get(args.label_column) for m in metadata]
+        if any(not isinstance(label, str) for label in labels):
+            raise ValueError(f"Every sample needs a string `{args.label_column}` for classification.")
+        class_names = sorted(set(labels))
+        templates = KINETICS_TEMPLATES if args.templates == "kinetics" else ("a video of {}.",)
+        classes = class_embeddings(model, processor, class_names, templates).cpu()
+        targets = torch.tensor([class_names.index(label) for label in labels])
+        metrics = {**zero_shot_accuracy(videos, classes, targets), "num_classes": len(class_names)}
+    else:
+        rng = np.random.default_rng(args.seed)
+        if args.options_column:
+            options = [m[args.options_column] for m in metadata]
+            answers = [int(m[args.answer_column]) for m in metadata]
+        else:
+            captions = [m.get(args.caption_column) or m.get(args.subtitle_column) for m in metadata]
+            if len(captions) < args.num_options:
+                raise ValueError(f"Need at least --num_options={args.num_options} samples, got {len(captions)}.")
+            options, answers = [], []
+            for index, caption in enumerate(captions):
+                others = rng.choice([i for i in range(len(captions)) if i != index], args.num_options - 1, replace=False)
+                answer = int(rng.integers(args.num_options))
+                choice = [captions[i] for i in others]
+                choice.insert(answer, caption)
+                options.append(choice)
+                answers.append(answer)
+        if len({len(o) for o in options}) != 1:
+            raise ValueError("Every sample must have the same number of options.")
+        flat = embed_texts(model, processor, [text for choice in options for text in choice])
+        option_embeds = flat.view(len(options), len(options[0]), -1)
+        metrics = {"accuracy": multiple_choice_accuracy(videos, option_embeds, torch.tensor(answers)),
+                   "num_options": len(options[0])}
+
+    results = {"task": args.task, "model": args.model, "dataset": {"name": args.data, "split": args.split},
+               "num_samples": len(embeds["keys"]), "skipped_samples": embeds["skipped"], "metrics": metrics}
+    if accelerator.is_main_process:
+        print(json.dumps(results, indent=2))
+        if args.output:
+            output = Path(args.output)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=output.parent, delete=False, suffix=".partial") as file:
+                json.dump(results, file, indent=2)
+            os.replace(file.name, output)
+
+
+if __name__ == "__main__":
+    main()

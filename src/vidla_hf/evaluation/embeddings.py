@@ -1,0 +1,85 @@
+"""Embeddings of a streamed evaluation set, computed once, in batches, gathered across processes."""
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..training.data import VideoTextStream, collate_video_text, load_video_text_stream
+
+
+@torch.no_grad()
+def compute_embeddings(
+    model,
+    processor,
+    source: str,
+    split: str = "val",
+    num_frames: int | None = None,
+    batch_size: int = 32,
+    max_samples: int | None = None,
+    accelerator=None,
+    video_column: str = "mp4",
+    caption_column: str = "caption",
+    subtitle_column: str = "subtitle",
+    metadata_column: str | None = "json",
+    num_workers: int = 1,
+) -> dict:
+    """One pass over `source` (eval mode: uniform frames, centre crop): normalised video, caption and
+    subtitle embeddings, keys and metadata, in stream order. With an `accelerator`, each process embeds its
+    share and the results are gathered on every process. Corrupt samples are skipped (and counted in
+    `"skipped"`).
+
+    Example:
+
+    ```python
+    >>> from vidla_hf.evaluation.embeddings import compute_embeddings
+    >>> out = compute_embeddings(model, processor, "data/synthetic", "val")  # doctest: +SKIP
+    >>> out["video_embeds"].shape  # doctest: +SKIP
+    torch.Size([128, 128])
+    ```
+    """
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
+    dataset = load_video_text_stream(source, split, video_column=video_column, rank=rank, world_size=world)
+    stream = VideoTextStream(dataset, processor, video_column, caption_column, subtitle_column, metadata_column,
+                             num_frames=num_frames or processor.video_processor.num_frames, training=False,
+                             keep_metadata=True)
+    loader = torch.utils.data.DataLoader(stream, batch_size=batch_size, collate_fn=collate_video_text,
+                                         num_workers=min(num_workers, 1), generator=torch.Generator())
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = {"keys": [], "metadata": [], "video_embeds": [], "caption_embeds": [], "subtitle_embeds": [], "skipped": 0}
+    progress = tqdm(desc="embedding", unit="clip", disable=accelerator is not None and not accelerator.is_local_main_process)
+    for batch in loader:
+        first_pass = [i for i, p in enumerate(batch["positions"]) if p[1] == 0]
+        if max_samples is not None:
+            first_pass = first_pass[: max(0, max_samples - len(out["keys"]))]
+        out["skipped"] += batch["skipped"] if first_pass else 0
+        if not first_pass:
+            break
+        pick = torch.tensor(first_pass)
+        out["video_embeds"].append(model.get_video_features(batch["pixel_values_videos"][pick].to(device)).pooler_output)
+        for role in ("caption", "subtitle"):
+            text = model.get_text_features(input_ids=batch[f"{role}_ids"][pick].to(device),
+                                           attention_mask=batch[f"{role}_mask"][pick].to(device)).pooler_output
+            out[f"{role}_embeds"].append(text)
+        out["keys"] += [batch["keys"][i] for i in first_pass]
+        out["metadata"] += [batch["metadata"][i] for i in first_pass]
+        progress.update(len(first_pass))
+    progress.close()
+    model.train(was_training)
+    for name in ("video_embeds", "caption_embeds", "subtitle_embeds"):
+        out[name] = F.normalize(torch.cat(out[name]).float().cpu(), dim=-1) if out[name] else torch.empty(0)
+    if accelerator is not None and world > 1:
+        from accelerate.utils import gather_object
+
+        shares = gather_object([out])
+        out = {key: [v for share in shares for v in share[key]] if isinstance(out[key], list) else None for key in out}
+        for name in ("video_embeds", "caption_embeds", "subtitle_embeds"):
+            out[name] = torch.cat([share[name] for share in shares])
+        out["skipped"] = sum(share["skipped"] for share in shares)
+    if not out["keys"]:
+        raise ValueError(f"No usable sample in {source!r} (split {split!r}).")
+    return out
+
+
+__all__ = ["compute_embeddings"]

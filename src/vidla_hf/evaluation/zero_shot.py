@@ -1,0 +1,56 @@
+"""Zero-shot classification (prompt-template ensembles, as CLIP does for Kinetics) and multiple choice."""
+
+import torch
+import torch.nn.functional as F
+
+# CLIP's prompt templates for Kinetics-700 (Radford et al. 2021, `notebooks/Prompt_Engineering_for_ImageNet`).
+KINETICS_TEMPLATES = (
+    "a photo of {}.", "a photo of a person {}.", "a photo of a person using {}.", "a photo of a person doing {}.",
+    "a photo of a person during {}.", "a photo of a person performing {}.", "a photo of a person practicing {}.",
+    "a video of {}.", "a video of a person {}.", "a video of a person using {}.", "a video of a person doing {}.",
+    "a video of a person during {}.", "a video of a person performing {}.", "a video of a person practicing {}.",
+    "a example of {}.", "a example of a person {}.", "a example of a person using {}.",
+    "a example of a person doing {}.", "a example of a person during {}.", "a example of a person performing {}.",
+    "a example of a person practicing {}.", "a demonstration of {}.", "a demonstration of a person {}.",
+    "a demonstration of a person using {}.", "a demonstration of a person doing {}.",
+    "a demonstration of a person during {}.", "a demonstration of a person performing {}.",
+    "a demonstration of a person practicing {}.",
+)
+
+
+@torch.no_grad()
+def class_embeddings(model, processor, class_names: list[str], templates=("a video of {}.",), batch_size=256):
+    """(classes, D) normalised class embeddings: each class's template embeddings, normalised, averaged and
+    normalised again (CLIP's prompt ensembling)."""
+    if not class_names or not templates or not all("{}" in t for t in templates):
+        raise ValueError("Need at least one class name and templates that each contain '{}'.")
+    device = next(model.parameters()).device
+    prompts = [template.format(name) for name in class_names for template in templates]
+    embeds = []
+    for start in range(0, len(prompts), batch_size):
+        tokens = processor(text=prompts[start : start + batch_size], return_tensors="pt").to(device)
+        embeds.append(F.normalize(model.get_text_features(**tokens).pooler_output.float(), dim=-1))
+    per_template = torch.cat(embeds).view(len(class_names), len(templates), -1)  # (C, templates, D)
+    return F.normalize(per_template.mean(dim=1), dim=-1)
+
+
+def zero_shot_accuracy(video_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor,
+                       ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Top-k accuracy (%) of videos against class embeddings; `labels` are class indices."""
+    if video_embeds.shape[0] != labels.shape[0]:
+        raise ValueError(f"{video_embeds.shape[0]} videos but {labels.shape[0]} labels.")
+    logits = F.normalize(video_embeds.float(), dim=-1) @ class_embeds.float().T  # (N, C)
+    ranking = logits.argsort(dim=1, descending=True)
+    return {f"top{k}": float((ranking[:, :k] == labels[:, None]).any(dim=1).float().mean() * 100)
+            for k in ks if k <= class_embeds.shape[0]}
+
+
+def multiple_choice_accuracy(video_embeds: torch.Tensor, option_embeds: torch.Tensor, answers: torch.Tensor) -> float:
+    """Accuracy (%) of picking the right caption among K: `option_embeds` (N, K, D), `answers` (N,)."""
+    if option_embeds.ndim != 3 or option_embeds.shape[0] != video_embeds.shape[0]:
+        raise ValueError(f"`option_embeds` must be (N, K, D) with N={video_embeds.shape[0]}, got {tuple(option_embeds.shape)}.")
+    scores = torch.einsum("nd,nkd->nk", F.normalize(video_embeds.float(), dim=-1), F.normalize(option_embeds.float(), dim=-1))
+    return float((scores.argmax(dim=1) == answers).float().mean() * 100)
+
+
+__all__ = ["KINETICS_TEMPLATES", "class_embeddings", "multiple_choice_accuracy", "zero_shot_accuracy"]
