@@ -23,8 +23,12 @@ import time
 
 MODELS = {
     "tiny": {"preset": "vidla-tiny", "frames": 8, "batch": 16, "overrides": {}},
-    "b16-width": {"preset": "vidla-b16", "frames": 12, "batch": 2,
-                  "overrides": {"vision_config": {"num_hidden_layers": 4}, "text_config": {"num_hidden_layers": 4}}},
+    "b16-width": {
+        "preset": "vidla-b16",
+        "frames": 12,
+        "batch": 2,
+        "overrides": {"vision_config": {"num_hidden_layers": 4}, "text_config": {"num_hidden_layers": 4}},
+    },
 }
 MASK_RATIOS = (0.0, 0.5, 0.75)
 
@@ -37,8 +41,9 @@ def measure_step(model_name: str, mask_ratio: float, steps: int) -> dict:
     from vidla_hf.training import VidLALoss
 
     spec = MODELS[model_name]
-    config = VidLAConfig.from_preset(spec["preset"], num_frames=spec["frames"], mask_ratio=mask_ratio,
-                                     **spec["overrides"])
+    config = VidLAConfig.from_preset(
+        spec["preset"], num_frames=spec["frames"], mask_ratio=mask_ratio, **spec["overrides"]
+    )
     model = VidLAModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     size = config.vision_config.image_size
@@ -74,9 +79,12 @@ def measure_loading(clips: int) -> dict:
     folder = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
     generate_synthetic_dataset(folder)
     size = {"shortest_edge": 64}
-    processor = VidLAProcessor(VidLAVideoProcessor(size=size, crop_size={"height": 64, "width": 64}),
-                               build_clip_tokenizer())
-    stream = VideoTextStream(load_video_text_stream(folder, "train", shuffle_buffer=256), processor, num_frames=8)
+    processor = VidLAProcessor(
+        VidLAVideoProcessor(size=size, crop_size={"height": 64, "width": 64}), build_clip_tokenizer()
+    )
+    stream = VideoTextStream(
+        load_video_text_stream(folder, "train", shuffle_buffer=256), processor, num_frames=8
+    )
     loader = torch.utils.data.DataLoader(stream, batch_size=16, num_workers=2, collate_fn=collate_video_text)
     batches = iter(loader)
     next(batches)  # workers started
@@ -88,13 +96,16 @@ def measure_loading(clips: int) -> dict:
 
 def run_worker(args: list[str]) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--worker", nargs="*")
@@ -110,24 +121,32 @@ def main() -> None:
     for _ in range(args.rounds):
         for model_name in MODELS:
             for ratio in MASK_RATIOS:
-                results.setdefault((model_name, ratio), []).append(run_worker([model_name, str(ratio), str(args.steps)]))
+                results.setdefault((model_name, ratio), []).append(
+                    run_worker([model_name, str(ratio), str(args.steps)])
+                )
         results.setdefault(("loading",), []).append(run_worker(["loading", "320"]))
 
     def median(key, field):
         return statistics.median(r[field] for r in results[key])
 
-    print(f"median of {args.rounds} interleaved rounds, {args.steps} timed steps each, one subprocess per measurement")
+    print(
+        f"median of {args.rounds} interleaved rounds, {args.steps} timed steps each, one subprocess per measurement"
+    )
     print(f"{'model':<11}{'mask':>6}{'s/step':>9}{'clips/s':>9}{'peak MB':>9}{'speed-up':>10}{'memory':>8}")
     for model_name in MODELS:
         base_time, base_mem = median((model_name, 0.0), "seconds"), median((model_name, 0.0), "peak_mb")
         for ratio in MASK_RATIOS:
             seconds, mem = median((model_name, ratio), "seconds"), median((model_name, ratio), "peak_mb")
-            print(f"{model_name:<11}{ratio:>6.2f}{seconds:>9.3f}{MODELS[model_name]['batch'] / seconds:>9.1f}"
-                  f"{mem:>9.0f}{base_time / seconds:>9.2f}x{mem / base_mem:>7.2f}x")
+            print(
+                f"{model_name:<11}{ratio:>6.2f}{seconds:>9.3f}{MODELS[model_name]['batch'] / seconds:>9.1f}"
+                f"{mem:>9.0f}{base_time / seconds:>9.2f}x{mem / base_mem:>7.2f}x"
+            )
     loading = median(("loading",), "clips_per_s")
     training = median(("tiny", 0.0), "clips_per_s")
-    print(f"data loading (2 workers): {loading:.1f} clips/s; tiny training step: {training:.1f} clips/s; "
-          f"loading / training = {loading / training:.2f}x (above 1: the loader keeps up)")
+    print(
+        f"data loading (2 workers): {loading:.1f} clips/s; tiny training step: {training:.1f} clips/s; "
+        f"loading / training = {loading / training:.2f}x (above 1: the loader keeps up)"
+    )
 
 
 if __name__ == "__main__":

@@ -48,10 +48,16 @@ def embed_texts(model, processor, texts: list[str], batch_size: int = 256) -> to
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True, help="A VidLA model folder or Hub id (with its processor)")
-    parser.add_argument("--task", choices=("retrieval", "classification", "multiple_choice"), default="retrieval")
-    parser.add_argument("--data", default=None, help="Shards (folder or .tar glob) or a datasets id; default: synthetic")
+    parser.add_argument(
+        "--task", choices=("retrieval", "classification", "multiple_choice"), default="retrieval"
+    )
+    parser.add_argument(
+        "--data", default=None, help="Shards (folder or .tar glob) or a datasets id; default: synthetic"
+    )
     parser.add_argument("--split", default="val")
     parser.add_argument("--output", default=None, help="Where to write the results JSON")
     parser.add_argument("--num_frames", type=int, default=None)
@@ -83,8 +89,18 @@ def main() -> None:
     model = AutoModel.from_pretrained(args.model).to(accelerator.device).eval()
     processor = AutoProcessor.from_pretrained(args.model)
     embeds = compute_embeddings(
-        model, processor, args.data, args.split, args.num_frames, args.batch_size, args.max_samples, accelerator,
-        args.video_column, args.caption_column, args.subtitle_column, args.metadata_column or None,
+        model,
+        processor,
+        args.data,
+        args.split,
+        args.num_frames,
+        args.batch_size,
+        args.max_samples,
+        accelerator,
+        args.video_column,
+        args.caption_column,
+        args.subtitle_column,
+        args.metadata_column or None,
     )
     videos, metadata = embeds["video_embeds"], embeds["metadata"]
 
@@ -111,10 +127,14 @@ def main() -> None:
         else:
             captions = [m.get(args.caption_column) or m.get(args.subtitle_column) for m in metadata]
             if len(captions) < args.num_options:
-                raise ValueError(f"Need at least --num_options={args.num_options} samples, got {len(captions)}.")
+                raise ValueError(
+                    f"Need at least --num_options={args.num_options} samples, got {len(captions)}."
+                )
             options, answers = [], []
             for index, caption in enumerate(captions):
-                others = rng.choice([i for i in range(len(captions)) if i != index], args.num_options - 1, replace=False)
+                others = rng.choice(
+                    [i for i in range(len(captions)) if i != index], args.num_options - 1, replace=False
+                )
                 answer = int(rng.integers(args.num_options))
                 choice = [captions[i] for i in others]
                 choice.insert(answer, caption)
@@ -124,11 +144,19 @@ def main() -> None:
             raise ValueError("Every sample must have the same number of options.")
         flat = embed_texts(model, processor, [text for choice in options for text in choice])
         option_embeds = flat.view(len(options), len(options[0]), -1)
-        metrics = {"accuracy": multiple_choice_accuracy(videos, option_embeds, torch.tensor(answers)),
-                   "num_options": len(options[0])}
+        metrics = {
+            "accuracy": multiple_choice_accuracy(videos, option_embeds, torch.tensor(answers)),
+            "num_options": len(options[0]),
+        }
 
-    results = {"task": args.task, "model": args.model, "dataset": {"name": args.data, "split": args.split},
-               "num_samples": len(embeds["keys"]), "skipped_samples": embeds["skipped"], "metrics": metrics}
+    results = {
+        "task": args.task,
+        "model": args.model,
+        "dataset": {"name": args.data, "split": args.split},
+        "num_samples": len(embeds["keys"]),
+        "skipped_samples": embeds["skipped"],
+        "metrics": metrics,
+    }
     if accelerator.is_main_process:
         print(json.dumps(results, indent=2))
         if args.output:

@@ -28,15 +28,20 @@ from vidla_hf.processing import VideoDecodeError
 def model_and_processor():
     model = randomize_(VidLAModel(VidLAConfig.from_preset("vidla-tiny", num_frames=4)), std=0.05).eval()
     size = {"shortest_edge": 64}
-    processor = VidLAProcessor(VidLAVideoProcessor(num_frames=4, size=size, crop_size={"height": 64, "width": 64}),
-                               build_clip_tokenizer())
+    processor = VidLAProcessor(
+        VidLAVideoProcessor(num_frames=4, size=size, crop_size={"height": 64, "width": 64}),
+        build_clip_tokenizer(),
+    )
     return model, processor
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videos")
-    return [str(write_mp4(folder / f"v{i}.mp4", np.roll(frame_pattern(12, 64, 64), 8 * i, axis=2))) for i in range(3)]
+    return [
+        str(write_mp4(folder / f"v{i}.mp4", np.roll(frame_pattern(12, 64, 64), 8 * i, axis=2)))
+        for i in range(3)
+    ]
 
 
 def reference_logits(model, processor, texts, videos):
@@ -87,7 +92,9 @@ def test_retrieval_both_ways(model_and_processor, videos):
     ranked_texts = retriever(videos[1], texts=texts)
     logits = reference_logits(model, processor, texts, [videos[1]])[0]
     assert [r["text"] for r in ranked_texts] == [texts[i] for i in torch.argsort(logits, descending=True)]
-    assert ranked_texts[0]["similarity"] == pytest.approx((logits.max() / model.logit_scale.exp()).item(), abs=1e-5)
+    assert ranked_texts[0]["similarity"] == pytest.approx(
+        (logits.max() / model.logit_scale.exp()).item(), abs=1e-5
+    )
     with pytest.raises(ValueError, match="exactly one"):
         retriever("a query")
     with pytest.raises(ValueError, match="exactly one"):
@@ -119,10 +126,19 @@ def test_saved_pipeline_runs_as_remote_code_without_vidla_hf(model_and_processor
     config = json.loads((tmp_path / "config.json").read_text())
     assert task in config["custom_pipelines"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, task, str(tmp_path), videos[0]],
-                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SCRIPT, task, str(tmp_path), videos[0]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     remote = json.loads(result.stdout.strip().splitlines()[-1])
-    local = (pipe(videos[0], candidate_labels=["cooking", "a dog", "dancing"]) if task.startswith("zero")
-             else pipe("a bar moves right", videos=[videos[0], videos[0]]))
+    local = (
+        pipe(videos[0], candidate_labels=["cooking", "a dog", "dancing"])
+        if task.startswith("zero")
+        else pipe("a bar moves right", videos=[videos[0], videos[0]])
+    )
     assert [r["score"] for r in remote] == pytest.approx([r["score"] for r in local], abs=1e-5)

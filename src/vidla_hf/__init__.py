@@ -45,7 +45,9 @@ def _register_auto_classes() -> None:
         ("video-text-retrieval", VideoTextRetrievalPipeline),
     ):
         if task not in PIPELINE_REGISTRY.supported_tasks:
-            PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=pipeline_class, pt_model=AutoModel, type="multimodal")
+            PIPELINE_REGISTRY.register_pipeline(
+                task, pipeline_class=pipeline_class, pt_model=AutoModel, type="multimodal"
+            )
 
 
 _register_auto_classes()

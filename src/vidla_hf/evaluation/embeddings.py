@@ -39,16 +39,40 @@ def compute_embeddings(
     """
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     dataset = load_video_text_stream(source, split, video_column=video_column, rank=rank, world_size=world)
-    stream = VideoTextStream(dataset, processor, video_column, caption_column, subtitle_column, metadata_column,
-                             num_frames=num_frames or processor.video_processor.num_frames, training=False,
-                             keep_metadata=True)
-    loader = torch.utils.data.DataLoader(stream, batch_size=batch_size, collate_fn=collate_video_text,
-                                         num_workers=min(num_workers, 1), generator=torch.Generator())
+    stream = VideoTextStream(
+        dataset,
+        processor,
+        video_column,
+        caption_column,
+        subtitle_column,
+        metadata_column,
+        num_frames=num_frames or processor.video_processor.num_frames,
+        training=False,
+        keep_metadata=True,
+    )
+    loader = torch.utils.data.DataLoader(
+        stream,
+        batch_size=batch_size,
+        collate_fn=collate_video_text,
+        num_workers=min(num_workers, 1),
+        generator=torch.Generator(),
+    )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    out = {"keys": [], "metadata": [], "video_embeds": [], "caption_embeds": [], "subtitle_embeds": [], "skipped": 0}
-    progress = tqdm(desc="embedding", unit="clip", disable=accelerator is not None and not accelerator.is_local_main_process)
+    out = {
+        "keys": [],
+        "metadata": [],
+        "video_embeds": [],
+        "caption_embeds": [],
+        "subtitle_embeds": [],
+        "skipped": 0,
+    }
+    progress = tqdm(
+        desc="embedding",
+        unit="clip",
+        disable=accelerator is not None and not accelerator.is_local_main_process,
+    )
     for batch in loader:
         first_pass = [i for i, p in enumerate(batch["positions"]) if p[1] == 0]
         if max_samples is not None:
@@ -57,10 +81,14 @@ def compute_embeddings(
         if not first_pass:
             break
         pick = torch.tensor(first_pass)
-        out["video_embeds"].append(model.get_video_features(batch["pixel_values_videos"][pick].to(device)).pooler_output)
+        out["video_embeds"].append(
+            model.get_video_features(batch["pixel_values_videos"][pick].to(device)).pooler_output
+        )
         for role in ("caption", "subtitle"):
-            text = model.get_text_features(input_ids=batch[f"{role}_ids"][pick].to(device),
-                                           attention_mask=batch[f"{role}_mask"][pick].to(device)).pooler_output
+            text = model.get_text_features(
+                input_ids=batch[f"{role}_ids"][pick].to(device),
+                attention_mask=batch[f"{role}_mask"][pick].to(device),
+            ).pooler_output
             out[f"{role}_embeds"].append(text)
         out["keys"] += [batch["keys"][i] for i in first_pass]
         out["metadata"] += [batch["metadata"][i] for i in first_pass]
@@ -73,7 +101,10 @@ def compute_embeddings(
         from accelerate.utils import gather_object
 
         shares = gather_object([out])
-        out = {key: [v for share in shares for v in share[key]] if isinstance(out[key], list) else None for key in out}
+        out = {
+            key: [v for share in shares for v in share[key]] if isinstance(out[key], list) else None
+            for key in out
+        }
         for name in ("video_embeds", "caption_embeds", "subtitle_embeds"):
             out[name] = torch.cat([share[name] for share in shares])
         out["skipped"] = sum(share["skipped"] for share in shares)

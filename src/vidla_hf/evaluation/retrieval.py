@@ -37,7 +37,9 @@ def retrieval_metrics(similarity: torch.Tensor, ks: tuple[int, ...] = (1, 5, 10)
     ```
     """
     if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
-        raise ValueError(f"`similarity` must be a square (queries, gallery) matrix, got {tuple(similarity.shape)}.")
+        raise ValueError(
+            f"`similarity` must be a square (queries, gallery) matrix, got {tuple(similarity.shape)}."
+        )
     similarity = similarity.double()
     return metrics_from_ranks((similarity >= similarity.diagonal()[:, None]).sum(dim=1), ks)
 
@@ -107,10 +109,14 @@ def evaluate_retrieval(
     text_embeds = F.normalize(text_embeds.double(), dim=-1)
     video_embeds = F.normalize(video_embeds.double(), dim=-1)
     results = {}
-    for name, queries, gallery in (("text_to_video", text_embeds, video_embeds),
-                                   ("video_to_text", video_embeds, text_embeds)):
+    for name, queries, gallery in (
+        ("text_to_video", text_embeds, video_embeds),
+        ("video_to_text", video_embeds, text_embeds),
+    ):
         results[name] = metrics_from_ranks(matched_ranks(queries, gallery, None, chunk_size))
-        results[f"{name}_dsl"] = metrics_from_ranks(matched_ranks(queries, gallery, dsl_temperature, chunk_size))
+        results[f"{name}_dsl"] = metrics_from_ranks(
+            matched_ranks(queries, gallery, dsl_temperature, chunk_size)
+        )
     return results
 
 

@@ -5,15 +5,33 @@ import torch.nn.functional as F
 
 # CLIP's prompt templates for Kinetics-700 (Radford et al. 2021, `notebooks/Prompt_Engineering_for_ImageNet`).
 KINETICS_TEMPLATES = (
-    "a photo of {}.", "a photo of a person {}.", "a photo of a person using {}.", "a photo of a person doing {}.",
-    "a photo of a person during {}.", "a photo of a person performing {}.", "a photo of a person practicing {}.",
-    "a video of {}.", "a video of a person {}.", "a video of a person using {}.", "a video of a person doing {}.",
-    "a video of a person during {}.", "a video of a person performing {}.", "a video of a person practicing {}.",
-    "a example of {}.", "a example of a person {}.", "a example of a person using {}.",
-    "a example of a person doing {}.", "a example of a person during {}.", "a example of a person performing {}.",
-    "a example of a person practicing {}.", "a demonstration of {}.", "a demonstration of a person {}.",
-    "a demonstration of a person using {}.", "a demonstration of a person doing {}.",
-    "a demonstration of a person during {}.", "a demonstration of a person performing {}.",
+    "a photo of {}.",
+    "a photo of a person {}.",
+    "a photo of a person using {}.",
+    "a photo of a person doing {}.",
+    "a photo of a person during {}.",
+    "a photo of a person performing {}.",
+    "a photo of a person practicing {}.",
+    "a video of {}.",
+    "a video of a person {}.",
+    "a video of a person using {}.",
+    "a video of a person doing {}.",
+    "a video of a person during {}.",
+    "a video of a person performing {}.",
+    "a video of a person practicing {}.",
+    "a example of {}.",
+    "a example of a person {}.",
+    "a example of a person using {}.",
+    "a example of a person doing {}.",
+    "a example of a person during {}.",
+    "a example of a person performing {}.",
+    "a example of a person practicing {}.",
+    "a demonstration of {}.",
+    "a demonstration of a person {}.",
+    "a demonstration of a person using {}.",
+    "a demonstration of a person doing {}.",
+    "a demonstration of a person during {}.",
+    "a demonstration of a person performing {}.",
     "a demonstration of a person practicing {}.",
 )
 
@@ -34,22 +52,32 @@ def class_embeddings(model, processor, class_names: list[str], templates=("a vid
     return F.normalize(per_template.mean(dim=1), dim=-1)
 
 
-def zero_shot_accuracy(video_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor,
-                       ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+def zero_shot_accuracy(
+    video_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> dict[str, float]:
     """Top-k accuracy (%) of videos against class embeddings; `labels` are class indices."""
     if video_embeds.shape[0] != labels.shape[0]:
         raise ValueError(f"{video_embeds.shape[0]} videos but {labels.shape[0]} labels.")
     logits = F.normalize(video_embeds.float(), dim=-1) @ class_embeds.float().T  # (N, C)
     ranking = logits.argsort(dim=1, descending=True)
-    return {f"top{k}": float((ranking[:, :k] == labels[:, None]).any(dim=1).float().mean() * 100)
-            for k in ks if k <= class_embeds.shape[0]}
+    return {
+        f"top{k}": float((ranking[:, :k] == labels[:, None]).any(dim=1).float().mean() * 100)
+        for k in ks
+        if k <= class_embeds.shape[0]
+    }
 
 
-def multiple_choice_accuracy(video_embeds: torch.Tensor, option_embeds: torch.Tensor, answers: torch.Tensor) -> float:
+def multiple_choice_accuracy(
+    video_embeds: torch.Tensor, option_embeds: torch.Tensor, answers: torch.Tensor
+) -> float:
     """Accuracy (%) of picking the right caption among K: `option_embeds` (N, K, D), `answers` (N,)."""
     if option_embeds.ndim != 3 or option_embeds.shape[0] != video_embeds.shape[0]:
-        raise ValueError(f"`option_embeds` must be (N, K, D) with N={video_embeds.shape[0]}, got {tuple(option_embeds.shape)}.")
-    scores = torch.einsum("nd,nkd->nk", F.normalize(video_embeds.float(), dim=-1), F.normalize(option_embeds.float(), dim=-1))
+        raise ValueError(
+            f"`option_embeds` must be (N, K, D) with N={video_embeds.shape[0]}, got {tuple(option_embeds.shape)}."
+        )
+    scores = torch.einsum(
+        "nd,nkd->nk", F.normalize(video_embeds.float(), dim=-1), F.normalize(option_embeds.float(), dim=-1)
+    )
     return float((scores.argmax(dim=1) == answers).float().mean() * 100)
 
 

@@ -41,7 +41,9 @@ class VideoTextRetrievalPipeline(Pipeline):
     def preprocess(self, query, videos=None, texts=None):
         # The keyword says what the query is: a video path is a string too.
         if (videos is None) == (texts is None):
-            raise ValueError("Pass exactly one of `videos=[...]` (the query is a text) or `texts=[...]` (a video).")
+            raise ValueError(
+                "Pass exactly one of `videos=[...]` (the query is a text) or `texts=[...]` (a video)."
+            )
         if videos is not None:
             if not isinstance(query, str):
                 raise ValueError(f"With `videos=`, the query must be a text, got {type(query).__name__}.")
@@ -61,15 +63,24 @@ class VideoTextRetrievalPipeline(Pipeline):
         outputs = self.model(**model_inputs)
         logits = outputs.logits_per_text[0] if query_is_text else outputs.logits_per_video[0]
         similarity = logits / self.model.logit_scale.exp()
-        return {"query_is_text": query_is_text, "candidates": candidates, "logits": logits, "similarity": similarity}
+        return {
+            "query_is_text": query_is_text,
+            "candidates": candidates,
+            "logits": logits,
+            "similarity": similarity,
+        }
 
     def postprocess(self, model_outputs):
         scores = model_outputs["logits"].float().softmax(dim=-1)
         key = "video" if model_outputs["query_is_text"] else "text"
         order = torch.argsort(scores, descending=True).tolist()
         return [
-            {"index": i, key: model_outputs["candidates"][i], "score": scores[i].item(),
-             "similarity": model_outputs["similarity"][i].item()}
+            {
+                "index": i,
+                key: model_outputs["candidates"][i],
+                "score": scores[i].item(),
+                "similarity": model_outputs["similarity"][i].item(),
+            }
             for i in order
         ]
 

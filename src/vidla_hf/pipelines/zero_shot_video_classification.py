@@ -10,7 +10,11 @@ from transformers import Pipeline
 def check_texts(values, name: str) -> list[str]:
     if isinstance(values, str):
         values = [values]
-    if not isinstance(values, (list, tuple)) or not values or not all(isinstance(v, str) and v for v in values):
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, str) and v for v in values)
+    ):
         raise ValueError(f"`{name}` must be a non-empty list of non-empty strings, got {values!r}.")
     return list(values)
 

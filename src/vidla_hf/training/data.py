@@ -208,8 +208,11 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         tokenize = self.processor.tokenizer
         extra = {}
         if self.keep_metadata:
-            extra["metadata"] = {k: v for k, v in self.fields(example).items()
-                                 if k != self.video_column and isinstance(v, (str, int, float, list, dict))}
+            extra["metadata"] = {
+                k: v
+                for k, v in self.fields(example).items()
+                if k != self.video_column and isinstance(v, (str, int, float, list, dict))
+            }
         return {
             **extra,
             "key": example.get("__key__"),

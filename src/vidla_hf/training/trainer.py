@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -355,14 +355,26 @@ def effective_workers(requested: int, num_shards: int, batches_per_checkpoint: i
     return 0
 
 
-def evaluate_retrieval(model: VidLAModel, processor: VidLAProcessor, args: TrainingArguments, max_samples: int):
+def evaluate_retrieval(
+    model: VidLAModel, processor: VidLAProcessor, args: TrainingArguments, max_samples: int
+):
     """Zero-shot text→video retrieval (captions as queries) on the evaluation split, centre crop, uniform frames."""
     from ..evaluation.embeddings import compute_embeddings
 
     embeds = compute_embeddings(
-        model, processor, args.eval_data or args.train_data, args.eval_split, args.num_frames,
-        args.per_device_batch_size, max_samples, None, args.video_column, args.caption_column,
-        args.subtitle_column, args.metadata_column or None, args.num_workers,
+        model,
+        processor,
+        args.eval_data or args.train_data,
+        args.eval_split,
+        args.num_frames,
+        args.per_device_batch_size,
+        max_samples,
+        None,
+        args.video_column,
+        args.caption_column,
+        args.subtitle_column,
+        args.metadata_column or None,
+        args.num_workers,
     )
     metrics = retrieval_metrics(embeds["caption_embeds"] @ embeds["video_embeds"].T)
     metrics["num_videos"] = len(embeds["keys"])
@@ -384,8 +396,9 @@ def default_train_data(args: TrainingArguments, accelerator: Accelerator) -> Non
     args.train_data = folder
 
 
-def save_final(model: nn.Module, processor: VidLAProcessor, output_dir: str) -> None:
-    """Merges LoRA weights into plain ones and writes model + processor, each file moved in when complete."""
+def save_final(model: nn.Module, processor: VidLAProcessor, output_dir: str, args: TrainingArguments) -> None:
+    """Merges LoRA weights into plain ones and writes model + processor + the run's arguments
+    (`training_args.json`, read by the model card), each file moved in when complete."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     output = Path(output_dir)
@@ -393,6 +406,7 @@ def save_final(model: nn.Module, processor: VidLAProcessor, output_dir: str) -> 
     with tempfile.TemporaryDirectory(dir=output, prefix=".saving-") as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        (Path(staging) / "training_args.json").write_text(json.dumps(asdict(args), indent=2))
         for item in Path(staging).iterdir():
             os.replace(item, output / item.name)
 
@@ -541,7 +555,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             f"zero-shot text→video retrieval after training: {format_metrics(results['after'])}"
         )
         accelerator.log({f"eval/{k}": v for k, v in results["after"].items()}, step=last_step)
-        save_final(accelerator.unwrap_model(module).model, processor, args.output_dir)
+        save_final(accelerator.unwrap_model(module).model, processor, args.output_dir, args)
         (Path(args.output_dir) / "train_results.json").write_text(json.dumps(results, indent=2))
         accelerator.print(f"model and processor saved to {args.output_dir}")
     accelerator.wait_for_everyone()

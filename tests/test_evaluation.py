@@ -1,0 +1,205 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+from vidla_hf.data.synthetic import generate_synthetic_dataset
+from vidla_hf.evaluation import (
+    class_embeddings,
+    dual_softmax,
+    evaluate_retrieval,
+    matched_ranks,
+    multiple_choice_accuracy,
+    paragraph,
+    retrieval_metrics,
+    zero_shot_accuracy,
+)
+
+ROOT = Path(__file__).parents[1]
+
+
+def numpy_ranks(similarity: np.ndarray) -> np.ndarray:
+    """Reference: rank of the diagonal item in each row, ties against it, by sorting."""
+    ranks = []
+    for i, row in enumerate(similarity):
+        order = sorted(range(len(row)), key=lambda j: (-row[j], j != i))  # ties: others first
+        ranks.append(
+            order.index(i)
+            + 1
+            + sum(
+                1 for j in range(len(row)) if j != i and row[j] == row[i] and order.index(j) > order.index(i)
+            )
+        )
+    return np.array(ranks)
+
+
+def numpy_dsl(similarity: np.ndarray, temperature: float) -> np.ndarray:
+    weights = np.exp(temperature * similarity - (temperature * similarity).max(axis=0, keepdims=True))
+    return similarity * weights / weights.sum(axis=0, keepdims=True)
+
+
+@pytest.mark.parametrize("size", [1, 7, 33])
+@pytest.mark.parametrize("chunk_size", [1, 4, 64])
+@pytest.mark.parametrize("temperature", [None, 1.0, 100.0])
+def test_chunked_ranks_equal_the_dense_computation(size, chunk_size, temperature):
+    generator = torch.Generator().manual_seed(size)
+    queries = F.normalize(torch.randn(size, 6, generator=generator, dtype=torch.float64), dim=-1)
+    gallery = F.normalize(queries + torch.randn(size, 6, generator=generator, dtype=torch.float64), dim=-1)
+    similarity = (queries @ gallery.T).numpy()
+    dense = similarity if temperature is None else numpy_dsl(similarity, temperature)
+    assert matched_ranks(queries, gallery, temperature, chunk_size).tolist() == numpy_ranks(dense).tolist()
+    if temperature is not None:
+        np.testing.assert_allclose(
+            dual_softmax(torch.from_numpy(similarity), temperature).numpy(), dense, rtol=1e-12
+        )
+
+
+def test_ties_count_against_the_match():
+    queries = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    assert matched_ranks(queries, queries.clone()).tolist() == [2, 2]
+
+
+def test_metrics_by_hand():
+    similarity = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.2, 0.1], [0.3, 0.2, 0.1]])  # ranks 1, 2, 3
+    assert retrieval_metrics(similarity) == {
+        "R@1": pytest.approx(100 / 3),
+        "R@5": 100.0,
+        "R@10": 100.0,
+        "MdR": 2.0,
+        "MnR": 2.0,
+    }
+    with pytest.raises(ValueError, match="square"):
+        retrieval_metrics(torch.zeros(2, 3))
+    results = evaluate_retrieval(torch.eye(3), torch.eye(3))
+    assert set(results) == {"text_to_video", "video_to_text", "text_to_video_dsl", "video_to_text_dsl"}
+    assert all(r["R@1"] == 100.0 for r in results.values())
+    with pytest.raises(ValueError, match="matching pairs"):
+        evaluate_retrieval(torch.eye(3), torch.eye(4))
+
+
+def test_paragraph_queries():
+    assert paragraph(["A man walks in. ", "He sits down."]) == "A man walks in. He sits down."
+    with pytest.raises(ValueError):
+        paragraph([])
+
+
+def test_zero_shot_and_multiple_choice_by_hand():
+    classes = torch.eye(3)
+    videos = torch.tensor([[1.0, 0.1, 0.0], [0.0, 0.2, 1.0], [0.9, 1.0, 0.0]])
+    assert zero_shot_accuracy(videos, classes, torch.tensor([0, 2, 0]), ks=(1, 2)) == {
+        "top1": pytest.approx(200 / 3),
+        "top2": 100.0,
+    }
+    options = torch.stack([torch.eye(3), torch.eye(3), torch.eye(3)])  # option k is axis k
+    assert multiple_choice_accuracy(videos, options, torch.tensor([0, 2, 1])) == 100.0
+    assert multiple_choice_accuracy(videos, options, torch.tensor([1, 2, 1])) == pytest.approx(200 / 3)
+
+
+def test_prompt_ensemble_is_the_normalised_mean_of_normalised_prompts():
+    model = VidLAModel(VidLAConfig.from_preset("vidla-tiny")).eval()
+    processor = VidLAProcessor(VidLAVideoProcessor(), build_clip_tokenizer())
+    templates = ("a video of {}.", "a photo of {}.")
+    ensemble = class_embeddings(model, processor, ["dancing", "cooking"], templates)
+    tokenizer = build_clip_tokenizer()
+    with torch.no_grad():
+        for row, name in enumerate(["dancing", "cooking"]):
+            single = [
+                F.normalize(
+                    model.get_text_features(**tokenizer(t.format(name), return_tensors="pt")).pooler_output[
+                        0
+                    ],
+                    dim=-1,
+                )
+                for t in templates
+            ]
+            torch.testing.assert_close(ensemble[row], F.normalize(torch.stack(single).mean(0), dim=-1))
+
+
+@pytest.fixture(scope="module")
+def trained_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    model = VidLAModel(VidLAConfig.from_preset("vidla-tiny", num_frames=2))
+    size = {"shortest_edge": 64}
+    processor = VidLAProcessor(
+        VidLAVideoProcessor(num_frames=2, size=size, crop_size={"height": 64, "width": 64}),
+        build_clip_tokenizer(),
+    )
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    data = tmp_path_factory.mktemp("data")
+    generate_synthetic_dataset(data, {"train": 4, "val": 12}, clips_per_shard=6)
+    return folder, data
+
+
+def evaluate(folder, data, output, task, num_processes=1):
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_processes",
+        str(num_processes),
+        *(["--multi_gpu"] if num_processes > 1 else ["--cpu"]),
+    ]
+    result = subprocess.run(
+        [
+            *launcher,
+            "examples/evaluate.py",
+            "--model",
+            str(folder),
+            "--data",
+            str(data),
+            "--task",
+            task,
+            "--output",
+            str(output),
+            "--batch_size",
+            "4",
+            "--num_options",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(Path(output).read_text())
+
+
+@pytest.mark.parametrize("task", ["retrieval", "classification", "multiple_choice"])
+def test_evaluate_script_writes_results(trained_folder, tmp_path, task):
+    results = evaluate(*trained_folder, tmp_path / "results.json", task)
+    assert results["task"] == task and results["num_samples"] == 12 and results["skipped_samples"] == 0
+    if task == "retrieval":
+        assert set(results["metrics"]) == {
+            "text_to_video",
+            "video_to_text",
+            "text_to_video_dsl",
+            "video_to_text_dsl",
+        }
+    elif task == "classification":
+        assert {"top1", "top5", "num_classes"} == set(results["metrics"])
+    else:
+        assert results["metrics"]["num_options"] == 4
+
+
+def test_two_processes_gather_the_same_embeddings_as_one(trained_folder, tmp_path):
+    one = evaluate(*trained_folder, tmp_path / "one.json", "retrieval")
+    two = evaluate(*trained_folder, tmp_path / "two.json", "retrieval", num_processes=2)
+    assert two["num_samples"] == one["num_samples"] == 12
+    for direction, metrics in one["metrics"].items():
+        assert two["metrics"][direction] == pytest.approx(metrics), direction
