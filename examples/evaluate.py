@@ -83,8 +83,8 @@ def main() -> None:
         from vidla_hf.data.synthetic import generate_synthetic_dataset
 
         args.data = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
-        if accelerator.is_main_process:
-            generate_synthetic_dataset(args.data)
+        if accelerator.is_main_process and not (Path(args.data) / "manifest.json").is_file():
+            generate_synthetic_dataset(args.data)  # a dataset already there is used as it is
         accelerator.wait_for_everyone()
     model = AutoModel.from_pretrained(args.model).to(accelerator.device).eval()
     processor = AutoProcessor.from_pretrained(args.model)
