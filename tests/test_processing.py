@@ -28,7 +28,7 @@ def test_text_and_videos_together(processor, tmp_path):
         return_tensors="pt",
     )
     assert set(batch) == {"input_ids", "attention_mask", "pixel_values_videos"}
-    assert batch["input_ids"][0].tolist() == [49406, 320, 645, 539, 320, 2368, 49407]
+    assert batch["input_ids"][0].tolist() == [49406, 320, 1125, 539, 320, 2368, 49407]
     assert batch["attention_mask"].tolist()[0] == [1] * 7
     assert batch["pixel_values_videos"].shape == (2, 4, 3, 64, 64)
     torch.testing.assert_close(batch["pixel_values_videos"][0], batch["pixel_values_videos"][1])

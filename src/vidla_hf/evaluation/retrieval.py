@@ -70,11 +70,11 @@ def matched_ranks(
     item, the log-sum-exp of τ·s over all queries; a second pass ranks `s · exp(τ·s - lse)`.
     """
     _check_pair(queries, gallery)
-    queries, gallery = queries.double(), gallery.double()
+    gallery = gallery.to(queries.dtype)  # computed in the queries' dtype (float64 for exact comparisons)
     size = queries.shape[0]
     diagonal = (queries * gallery).sum(dim=1)  # (N,) s_ii
     if dsl_temperature is not None:
-        lse = torch.full((size,), -torch.inf, dtype=torch.float64)
+        lse = torch.full((size,), -torch.inf, dtype=queries.dtype)
         for start in range(0, size, chunk_size):
             block = queries[start : start + chunk_size] @ gallery.T * dsl_temperature  # (chunk, N)
             lse = torch.logaddexp(lse, torch.logsumexp(block, dim=0))

@@ -56,7 +56,10 @@ class TrainingArguments:
         },
     )
     eval_data: str | None = field(
-        default=None, metadata={"help": "Evaluation source; default: the train source's `val` split"}
+        default=None, metadata={"help": "Evaluation source; default: the train source"}
+    )
+    eval_split: str = field(
+        default="val", metadata={"help": "Split of the evaluation source (a datasets id or a shard folder)"}
     )
     output_dir: str = field(
         default="outputs/vidla-pretrain", metadata={"help": "Checkpoints, logs and the final model"}
