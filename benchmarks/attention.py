@@ -127,7 +127,8 @@ def measure(way: str, frames: int, layers: int, backward: bool, steps: int) -> d
         model = XCLIPModel(XCLIPConfig(vision_config=vision, projection_dim=512))
 
         def run():
-            return model.get_video_features(pixel_values=videos)
+            features = model.get_video_features(pixel_values=videos)
+            return getattr(features, "pooler_output", features)
     else:
         raise ValueError(way)
 

@@ -5,7 +5,7 @@ DSL re-scoring, as most research code does — where that fits, and (2) with
 `vidla_hf.evaluation.matched_ranks` in chunks (memory O(chunk²)). Each measurement runs in its own
 subprocess so its peak memory is its own; the two forms give identical ranks (checked here too).
 
-    python benchmarks/dsl.py [--sizes 4000 16000 100000] [--dense_max 16000] [--dim 256]
+    python benchmarks/dsl.py [--sizes 4000 16000 100000] [--dense_max 16000] [--dim 128]
 """
 
 import argparse
@@ -48,7 +48,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[4000, 16000, 100000])
     parser.add_argument("--dense_max", type=int, default=16000)
-    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--chunk", type=int, default=4096)
     parser.add_argument("--worker", nargs=2)
     args = parser.parse_args()
