@@ -60,3 +60,26 @@ def text_inputs():
     input_ids = torch.randint(3, 99, (3, 7), generator=generator)
     input_ids[:, 0], input_ids[:, -1] = 0, 2
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def run_without_vidla_hf(script: str, *args, cwd) -> object:
+    """Runs `script` in a fresh Python in which `import vidla_hf` fails (so only Hub remote code can be used)
+    and returns the JSON printed on its last line."""
+    import json
+    import os
+    import subprocess
+
+    guarded = (
+        'import sys\nsys.modules["vidla_hf"] = None  # `import vidla_hf` now raises ImportError\n' + script
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(Path(cwd) / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", guarded, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,12 +1,12 @@
 """Publishing: the assembled repository, the model card, and one commit at the `HfApi` boundary."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_without_vidla_hf
 from huggingface_hub import HfApi, ModelCard
 from video_fixtures import frame_pattern, write_mp4
 
@@ -198,15 +198,5 @@ def test_dry_run_folder_works_as_remote_code(model_dir, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     video = write_mp4(tmp_path / "v.mp4", frame_pattern(6, 64, 64))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(tmp_path / "repo"), str(video)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    scores = run_without_vidla_hf(REMOTE, tmp_path / "repo", video, cwd=tmp_path)
     assert sorted(r["label"] for r in scores) == ["a", "b"]

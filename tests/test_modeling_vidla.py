@@ -1,11 +1,9 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import TINY_TOWER, randomize_, tiny_config
+from conftest import TINY_TOWER, randomize_, run_without_vidla_hf, tiny_config
 from safetensors.torch import load_file
 from transformers import AutoModel, CLIPConfig, CLIPModel
 
@@ -313,16 +311,7 @@ def test_remote_code_loads_where_vidla_hf_cannot_be_imported(model, tmp_path, te
     assert {"configuration_vidla.py", "modeling_vidla.py", "convert_clip.py"} <= set(os.listdir(tmp_path))
     inputs = {"pixel_values_videos": videos(), **{k: v[:2] for k, v in text_inputs.items()}}
     torch.save(inputs, tmp_path / "inputs.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    remote = run_without_vidla_hf(REMOTE_SCRIPT, tmp_path, cwd=tmp_path)
     with torch.no_grad():
         expected = model(**inputs).logits_per_video
-    torch.testing.assert_close(torch.tensor(json.loads(result.stdout.strip().splitlines()[-1])), expected)
+    torch.testing.assert_close(torch.tensor(remote), expected)

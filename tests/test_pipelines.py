@@ -1,14 +1,11 @@
 """The two pipelines through transformers' real `pipeline()` factory, and as remote code."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_
+from conftest import randomize_, run_without_vidla_hf
 from transformers import pipeline
 from video_fixtures import frame_pattern, write_mp4
 
@@ -125,17 +122,7 @@ def test_saved_pipeline_runs_as_remote_code_without_vidla_hf(model_and_processor
     pipe.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert task in config["custom_pipelines"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, task, str(tmp_path), videos[0]],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    remote = run_without_vidla_hf(REMOTE_SCRIPT, task, tmp_path, videos[0], cwd=tmp_path)
     local = (
         pipe(videos[0], candidate_labels=["cooking", "a dog", "dancing"])
         if task.startswith("zero")

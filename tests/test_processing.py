@@ -1,11 +1,9 @@
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_vidla_hf
 from transformers import AutoProcessor
 from video_fixtures import frame_pattern, write_mp4
 
@@ -100,19 +98,10 @@ def test_model_and_processor_as_remote_code_without_vidla_hf(processor, tmp_path
         "frame_sampling.py",
     } <= set(os.listdir(tmp_path))
     video = write_mp4(tmp_path / "v.mp4", frame_pattern(20, 64, 96))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run(
-        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path), str(video)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    remote = run_without_vidla_hf(REMOTE_SCRIPT, tmp_path, video, cwd=tmp_path)
     inputs = processor(
         text=["a bar moves right", "a photo of a cat"], videos=[str(video)], return_tensors="pt"
     )
     with torch.no_grad():
         expected = model(**inputs).logits_per_video
-    torch.testing.assert_close(torch.tensor(json.loads(result.stdout.strip().splitlines()[-1])), expected)
+    torch.testing.assert_close(torch.tensor(remote), expected)

@@ -75,9 +75,12 @@ def matched_ranks(
     diagonal = (queries * gallery).sum(dim=1)  # (N,) s_ii
     if dsl_temperature is not None:
         lse = torch.full((size,), -torch.inf, dtype=queries.dtype)
-        for start in range(0, size, chunk_size):
-            block = queries[start : start + chunk_size] @ gallery.T * dsl_temperature  # (chunk, N)
-            lse = torch.logaddexp(lse, torch.logsumexp(block, dim=0))
+        for q_start in range(0, size, chunk_size):
+            q_block = queries[q_start : q_start + chunk_size]
+            for g_start in range(0, size, chunk_size):
+                block = q_block @ gallery[g_start : g_start + chunk_size].T * dsl_temperature  # (chunk, chunk)
+                g_range = slice(g_start, g_start + block.shape[1])
+                lse[g_range] = torch.logaddexp(lse[g_range], torch.logsumexp(block, dim=0))
         matched = diagonal * torch.exp(diagonal * dsl_temperature - lse)
     else:
         matched = diagonal
