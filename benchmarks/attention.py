@@ -10,7 +10,7 @@ configurations interleaved over rounds; medians), at ViT-B/16 widths (768 hidden
                   (what the tests check the efficient form against)
   xclip           transformers' X-CLIP video tower (cross-frame communication + MIT), same widths and frames
 
-    python benchmarks/attention.py [--frames 12 32] [--layers 4] [--rounds 2] [--backward]
+    python benchmarks/attention.py [--frames 12 32] [--layers 4] [--rounds 2] [--backward] [--plot out.png]
 
 `--layers` defaults to 4 of ViT-B/16's 12 so that the dense form's backward at 32 frames fits in CPU
 memory; every configuration uses the same count, so the ratios are per-layer ratios.
@@ -159,6 +159,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--ways", nargs="+", default=list(WAYS), choices=WAYS)
     parser.add_argument("--backward", action="store_true", help="Time forward+backward instead of forward")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help="Write time and peak memory against frames to this PNG "
+        "(needs matplotlib: pip install -e .[bench])",
+    )
     parser.add_argument("--worker", nargs=4)
     args = parser.parse_args()
     if args.worker:
@@ -199,19 +205,40 @@ def main() -> None:
     print(
         f"{'frames':>6}  {'way':<15}{'s':>8}{'peak MB':>9}{'time / clip_per_frame':>23}{'dense / vidla':>15}"
     )
+
+    def median(way, key, frames):
+        values = [r[key] for r in results.get((way, frames), []) if r is not None]
+        return statistics.median(values) if values else float("nan")
+
     for frames in args.frames:
-
-        def median(way, key, frames=frames):
-            values = [r[key] for r in results.get((way, frames), []) if r is not None]
-            return statistics.median(values) if values else float("nan")
-
-        base = median("clip_per_frame", "seconds")
+        base = median("clip_per_frame", "seconds", frames)
         for way in args.ways:
-            seconds, memory = median(way, "seconds"), median(way, "peak_mb")
-            dense_ratio = f"{seconds / median('vidla', 'seconds'):.2f}x" if way == "vidla_dense" else ""
+            seconds, memory = median(way, "seconds", frames), median(way, "peak_mb", frames)
+            dense_ratio = (
+                f"{seconds / median('vidla', 'seconds', frames):.2f}x" if way == "vidla_dense" else ""
+            )
             print(
                 f"{frames:>6}  {way:<15}{seconds:>8.2f}{memory:>9.0f}{seconds / base:>22.2f}x{dense_ratio:>15}"
             )
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for way in args.ways:
+            for axis, key, label in (
+                (axes[0], "seconds", "seconds"),
+                (axes[1], "peak_mb", "peak memory (MB)"),
+            ):
+                axis.plot(args.frames, [median(way, key, f) for f in args.frames], marker="o", label=way)
+                axis.set_xlabel("frames")
+                axis.set_ylabel(label)
+        axes[0].legend()
+        figure.suptitle(f"{mode}, ViT-B/16 widths, {args.layers} layers, batch 1, CPU")
+        figure.tight_layout()
+        figure.savefig(args.plot, dpi=100)
 
 
 if __name__ == "__main__":
