@@ -7,6 +7,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 TINY_TOWER = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
+TINY_TEXT = {
+    **TINY_TOWER,
+    "vocab_size": 99,
+    "max_position_embeddings": 16,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+}
+ROOT = Path(__file__).parents[1]
 
 
 def tiny_vision_config(**overrides):
@@ -29,14 +38,7 @@ def tiny_config(**vision_overrides):
     from vidla_hf import VidLAConfig
 
     return VidLAConfig(
-        text_config={
-            **TINY_TOWER,
-            "vocab_size": 99,
-            "max_position_embeddings": 16,
-            "bos_token_id": 0,
-            "eos_token_id": 2,
-            "pad_token_id": 1,
-        },
+        text_config=TINY_TEXT,
         vision_config=tiny_vision_config(**vision_overrides).to_dict(),
         projection_dim=16,
     )
@@ -83,3 +85,32 @@ def run_without_vidla_hf(script: str, *args, cwd) -> object:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def accelerate_launch(args, num_processes: int = 1, timeout: int = 600):
+    """`accelerate launch` of a repository script on the CPU. Several CPU processes need the torchrun launcher
+    (`--multi_gpu`) with ACCELERATE_USE_CPU=1: `--cpu` alone starts one process, whatever `--num_processes` says."""
+    import os
+    import subprocess
+
+    mode = ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        *mode,
+        "--num_processes",
+        str(num_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    result = subprocess.run(
+        [*launcher, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result

@@ -1,13 +1,11 @@
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import accelerate_launch
 
 from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 from vidla_hf.data.synthetic import generate_synthetic_dataset
@@ -139,44 +137,24 @@ def trained_folder(tmp_path_factory):
 
 
 def evaluate(folder, data, output, task, num_processes=1):
-    launcher = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--num_processes",
-        str(num_processes),
-        *(["--multi_gpu"] if num_processes > 1 else ["--cpu"]),
-    ]
-    result = subprocess.run(
+    accelerate_launch(
         [
-            *launcher,
             "examples/evaluate.py",
             "--model",
-            str(folder),
+            folder,
             "--data",
-            str(data),
+            data,
             "--task",
             task,
             "--output",
-            str(output),
+            output,
             "--batch_size",
             "4",
             "--num_options",
             "4",
         ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-        env={**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"},
+        num_processes,
     )
-    assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(Path(output).read_text())
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 import torch
-from conftest import TINY_TOWER, randomize_, run_without_vidla_hf, tiny_config
+from conftest import TINY_TEXT, TINY_TOWER, randomize_, run_without_vidla_hf, tiny_config
 from safetensors.torch import load_file
 from transformers import AutoModel, CLIPConfig, CLIPModel
 
@@ -14,14 +14,7 @@ from vidla_hf.modeling.convert_clip import is_new_vidla_parameter
 def tiny_clip(seed=0):
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config={
-            **TINY_TOWER,
-            "vocab_size": 99,
-            "max_position_embeddings": 16,
-            "bos_token_id": 0,
-            "eos_token_id": 2,
-            "pad_token_id": 1,
-        },
+        text_config=TINY_TEXT,
         vision_config={**TINY_TOWER, "image_size": 8, "patch_size": 2},
         projection_dim=16,
     )

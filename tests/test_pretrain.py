@@ -1,13 +1,11 @@
 """examples/pretrain.py end to end: real `accelerate launch` processes, exact resume, LoRA and freezing."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import accelerate_launch
 from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
 from vidla_hf import VidLAConfig, VidLAModel
@@ -48,29 +46,7 @@ def data(tmp_path_factory):
 
 
 def run(args, num_processes=1, timeout=600):
-    """`accelerate launch` on the CPU. Several CPU processes need the torchrun launcher (`--multi_gpu`) with
-    ACCELERATE_USE_CPU=1: `--cpu` alone starts a single process, whatever `--num_processes` says."""
-    mode = ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
-    launcher = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        *mode,
-        "--num_processes",
-        str(num_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
-    result = subprocess.run(
-        [*launcher, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
+    return accelerate_launch(args, num_processes, timeout)
 
 
 def losses(output_dir):

@@ -100,14 +100,16 @@ def compute_embeddings(
     if accelerator is not None and world > 1:
         from accelerate.utils import gather_object
 
-        shares = gather_object([out])
+        shares = gather_object([out])  # every process's `out`, in rank order
         out = {
-            key: [v for share in shares for v in share[key]] if isinstance(out[key], list) else None
-            for key in out
+            "keys": [key for share in shares for key in share["keys"]],
+            "metadata": [meta for share in shares for meta in share["metadata"]],
+            "skipped": sum(share["skipped"] for share in shares),
+            **{
+                name: torch.cat([share[name] for share in shares])
+                for name in ("video_embeds", "caption_embeds", "subtitle_embeds")
+            },
         }
-        for name in ("video_embeds", "caption_embeds", "subtitle_embeds"):
-            out[name] = torch.cat([share[name] for share in shares])
-        out["skipped"] = sum(share["skipped"] for share in shares)
     if not out["keys"]:
         raise ValueError(f"No usable sample in {source!r} (split {split!r}).")
     return out

@@ -78,7 +78,9 @@ def matched_ranks(
         for q_start in range(0, size, chunk_size):
             q_block = queries[q_start : q_start + chunk_size]
             for g_start in range(0, size, chunk_size):
-                block = q_block @ gallery[g_start : g_start + chunk_size].T * dsl_temperature  # (chunk, chunk)
+                block = (
+                    q_block @ gallery[g_start : g_start + chunk_size].T * dsl_temperature
+                )  # (chunk, chunk)
                 g_range = slice(g_start, g_start + block.shape[1])
                 lse[g_range] = torch.logaddexp(lse[g_range], torch.logsumexp(block, dim=0))
         matched = diagonal * torch.exp(diagonal * dsl_temperature - lse)
