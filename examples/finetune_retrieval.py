@@ -8,7 +8,7 @@ is resampled), lr 1e-5 cosine to 1e-6, weight decay 0.2, centre crop and no flip
 pretraining (see examples/pretrain.py --help).
 """
 
-from vidla_hf.training.trainer import parse_args, training_function
+from vidla_hf.training import parse_args, training_function
 
 
 def main() -> None:

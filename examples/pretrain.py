@@ -11,7 +11,7 @@ The objective is the paper's eq. 3 (video↔subtitle + video↔caption info-NCE 
 Run with --help for every option; --recipe picks the defaults (paper, tiny-cpu).
 """
 
-from vidla_hf.training.trainer import parse_args, training_function
+from vidla_hf.training import parse_args, training_function
 
 
 def main() -> None:

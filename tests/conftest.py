@@ -87,7 +87,7 @@ def run_without_vidla_hf(script: str, *args, cwd) -> object:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def accelerate_launch(args, num_processes: int = 1, timeout: int = 600):
+def accelerate_launch(args, num_processes: int = 1, timeout: int = 600, check: bool = True):
     """`accelerate launch` of a repository script on the CPU. Several CPU processes need the torchrun launcher
     (`--multi_gpu`) with ACCELERATE_USE_CPU=1: `--cpu` alone starts one process, whatever `--num_processes` says."""
     import os
@@ -112,5 +112,6 @@ def accelerate_launch(args, num_processes: int = 1, timeout: int = 600):
     result = subprocess.run(
         [*launcher, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result

@@ -1,6 +1,7 @@
 """examples/pretrain.py end to end: real `accelerate launch` processes, exact resume, LoRA and freezing."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
 from vidla_hf import VidLAConfig, VidLAModel
 from vidla_hf.data.synthetic import generate_synthetic_dataset
-from vidla_hf.training.trainer import (
+from vidla_hf.training import (
     RECIPES,
     TrainingArguments,
     configure_trainable,
@@ -45,8 +46,8 @@ def data(tmp_path_factory):
     return str(folder)
 
 
-def run(args, num_processes=1, timeout=600):
-    return accelerate_launch(args, num_processes, timeout)
+def run(args, num_processes=1, timeout=600, check=True):
+    return accelerate_launch(args, num_processes, timeout, check)
 
 
 def losses(output_dir):
@@ -79,7 +80,12 @@ def test_two_process_accelerate_launch_trains_and_writes_a_loadable_model(data, 
     )
     assert "retrieval before training" in result.stdout and "retrieval after training" in result.stdout
     results = json.loads((output / "train_results.json").read_text())
-    assert set(results) == {"before", "after", "skipped_samples"} and results["skipped_samples"] == 0
+    assert set(results) == {"before", "after", "skipped_samples", "run"} and results["skipped_samples"] == 0
+    assert results["run"]["num_processes"] == 2 and results["run"]["global_batch_size"] == 8
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "config.json", "training_args.json", "train_results.json"):
+        assert (output / name).stat().st_mode & 0o777 == 0o666 & ~umask, f"{name} has unusual permissions"
     assert sorted(losses(output)) == [1, 2, 3]
     assert (output / "checkpoints" / "step_3" / "data_state_rank1.json").is_file(), "two processes ran"
     assert (output / "checkpoints" / "step_3" / "random_states_1.pkl").is_file()
@@ -112,14 +118,14 @@ def test_two_process_accelerate_launch_trains_and_writes_a_loadable_model(data, 
 
 
 def test_resume_mid_epoch_gives_the_losses_of_an_uninterrupted_run(data, tmp_path):
+    """Stopped at step 3 (mid-round for 2 workers, mid-epoch) and resumed with another
+    --checkpointing_steps: the losses equal an uninterrupted run's."""
     common = [
         "examples/pretrain.py",
         "--train_data",
         data,
         "--max_steps",
         "6",
-        "--checkpointing_steps",
-        "2",
         "--eval_steps",
         "100",
         "--num_workers",
@@ -128,11 +134,12 @@ def test_resume_mid_epoch_gives_the_losses_of_an_uninterrupted_run(data, tmp_pat
         "0.5",
         *FAST,
     ]
-    run([*common, "--output_dir", str(tmp_path / "whole")])
-    run([*common, "--output_dir", str(tmp_path / "split"), "--stop_at_step", "4"])
+    run([*common, "--output_dir", str(tmp_path / "whole"), "--checkpointing_steps", "2"])
+    split = [*common, "--output_dir", str(tmp_path / "split")]
+    run([*split, "--checkpointing_steps", "3", "--stop_at_step", "3"])
     assert not (tmp_path / "split" / "model.safetensors").exists(), "a stopped run writes no final model"
-    assert sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir()) == ["step_2", "step_4"]
-    run([*common, "--output_dir", str(tmp_path / "split"), "--resume_from_checkpoint", "latest"])
+    assert sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir()) == ["step_3"]
+    run([*split, "--checkpointing_steps", "2", "--resume_from_checkpoint", "latest"])
     whole, split = losses(tmp_path / "whole"), losses(tmp_path / "split")
     assert sorted(split) == [1, 2, 3, 4, 5, 6]
     for step in range(1, 7):

@@ -17,7 +17,10 @@ import argparse
 import io
 import json
 import os
+import re
+import shutil
 import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,6 +167,7 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
 
 
 DEFAULT_SPLITS = {"train": 2048, "val": 128, "test": 128}
+SHARD_NAME = re.compile(r"^[\w.-]+-\d{5}\.tar$")
 
 
 def generate_synthetic_dataset(
@@ -175,14 +179,20 @@ def generate_synthetic_dataset(
 ) -> dict[str, list[str]]:
     """Generates (or reuses) the dataset; returns `{split: [shard paths]}` for `load_dataset("webdataset")`.
 
-    A finished dataset is marked by `manifest.json`, written last; anything else in the folder is
-    regenerated. Splits use disjoint seeds, so the same (seed, sizes) always gives the same bytes.
+    `manifest.json` lists the shards of the finished dataset and is what readers go by (files it does not
+    list are ignored). A new set is written into a hidden staging folder, moved in shard by shard after
+    the old manifest is withdrawn, and published by writing the new manifest last; shards the previous
+    manifest listed and the new one does not are removed, nothing else in the folder is touched. A folder
+    holding shard-named files that no manifest of ours lists is refused (they may be the user's) unless
+    `overwrite=True`. Splits use disjoint seeds, so the same (seed, sizes) always gives the same bytes.
 
     Example:
 
     ```python
+    >>> import tempfile
     >>> from vidla_hf.data.synthetic import generate_synthetic_dataset
-    >>> files = generate_synthetic_dataset("/tmp/vidla_synthetic", {"train": 8, "val": 4}, clips_per_shard=4)
+    >>> folder = tempfile.mkdtemp()
+    >>> files = generate_synthetic_dataset(folder, {"train": 8, "val": 4}, clips_per_shard=4)
     >>> sorted(files), len(files["train"])
     (['train', 'val'], 2)
 
@@ -195,25 +205,46 @@ def generate_synthetic_dataset(
     if clips_per_shard < 1:
         raise ValueError(f"`clips_per_shard` must be >= 1, got {clips_per_shard}.")
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"`output_dir` {str(output_dir)!r} exists and is not a folder.")
     manifest_path = output_dir / "manifest.json"
     wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": 3}
-    if manifest_path.exists() and not overwrite:
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["config"] == wanted:
-            return {split: [str(output_dir / f) for f in files] for split, files in manifest["files"].items()}
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    if previous is not None and previous.get("config") == wanted and not overwrite:
+        return {split: [str(output_dir / f) for f in files] for split, files in previous["files"].items()}
+    ours = {name for names in (previous or {}).get("files", {}).values() for name in names}
+    foreign = sorted(
+        p.name for p in output_dir.glob("*.tar") if p.name not in ours and SHARD_NAME.match(p.name)
+    )
+    if foreign and not overwrite:
+        raise ValueError(
+            f"{str(output_dir)!r} holds shards that no manifest of this generator lists ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}); they are left alone. Choose an empty folder, or pass "
+            "overwrite=True (--overwrite) to replace them."
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path.unlink(missing_ok=True)
-    files = {}
-    for split_index, (split, size) in enumerate(splits.items()):
-        rng = np.random.default_rng([seed, split_index])
-        clips = [sample_clip(f"{split}-{i:06d}", rng) for i in range(size)]
-        files[split] = []
-        for shard_index, start in enumerate(range(0, size, clips_per_shard)):
-            name = f"{split}-{shard_index:05d}.tar"
-            write_shard(
-                output_dir / name, clips[start : start + clips_per_shard], (seed, split_index, shard_index)
-            )
-            files[split].append(name)
+    for leftover in output_dir.glob(".generating-*"):  # a crashed earlier generation of ours
+        shutil.rmtree(leftover, ignore_errors=True)
+    files: dict[str, list[str]] = {}
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".generating-") as staging:
+        for split_index, (split, size) in enumerate(splits.items()):
+            rng = np.random.default_rng([seed, split_index])
+            clips = [sample_clip(f"{split}-{i:06d}", rng) for i in range(size)]
+            files[split] = []
+            for shard_index, start in enumerate(range(0, size, clips_per_shard)):
+                name = f"{split}-{shard_index:05d}.tar"
+                write_shard(
+                    Path(staging) / name,
+                    clips[start : start + clips_per_shard],
+                    (seed, split_index, shard_index),
+                )
+                files[split].append(name)
+        manifest_path.unlink(missing_ok=True)  # from here until the new manifest, no dataset is published
+        for names in files.values():
+            for name in names:
+                os.replace(Path(staging) / name, output_dir / name)
+    for stale in ours - {name for names in files.values() for name in names}:
+        (output_dir / stale).unlink(missing_ok=True)
     partial = manifest_path.with_suffix(".partial")
     partial.write_text(json.dumps({"config": wanted, "files": files}, indent=2))
     os.replace(partial, manifest_path)

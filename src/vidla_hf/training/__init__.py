@@ -1,14 +1,36 @@
-"""Training: streamed data, the VidLA objective, and the loop shared by the example scripts."""
+"""Training: the VidLA objective and the loop shared by the example scripts.
 
+    arguments.py      options, recipes, validation
+    setup.py          model + processor, trainable parameters (freezing, LoRA), optimizer and schedule
+    checkpointing.py  output folder guard, crash-safe checkpoints, resume layout, the final model folder
+    loop.py           `training_function`
+    losses.py         eq. 3 with negatives gathered across processes
+"""
+
+from .arguments import RECIPES, TrainingArguments, build_parser, parse_args, validate_args
+from .checkpointing import ResumeMismatchError, find_checkpoint
 from .data import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
+from .loop import TrainingDivergedError, training_function
 from .losses import VidLALoss, gather_with_grad, info_nce
+from .setup import configure_trainable, parameter_groups
 
 __all__ = [
+    "RECIPES",
     "CorruptStreamError",
+    "ResumeMismatchError",
+    "TrainingArguments",
+    "TrainingDivergedError",
     "VidLALoss",
     "VideoTextStream",
+    "build_parser",
     "collate_video_text",
+    "configure_trainable",
+    "find_checkpoint",
     "gather_with_grad",
     "info_nce",
     "load_video_text_stream",
+    "parameter_groups",
+    "parse_args",
+    "training_function",
+    "validate_args",
 ]

@@ -7,12 +7,12 @@
 The stream never ends: each process cycles through its share epoch after epoch (reshuffled), so every
 process produces as many batches as the training loop asks for and no rank waits on another.
 
-Resuming is exact: every sample carries its position (worker, epoch, index in the worker's stream); the
-training loop records the last position consumed per worker, and a resumed stream skips the raw
-examples up to it without decoding them. Order is deterministic because the shuffle is seeded per epoch,
-the per-sample augmentation is seeded by the sample's position, and a DataLoader with W workers always
-takes one batch from each in turn — so resume points are kept on whole rounds of workers (see
-`pretrain.py`).
+Resuming is exact: `VideoTextStream` is stateful (`state_dict()` is the (epoch, index) of the last raw
+example it handed out, per worker), and torchdata's `StatefulDataLoader` snapshots those states together
+with its own round-robin position over the workers. A resumed stream skips the raw examples up to its
+position without decoding them. Order is deterministic because the shuffle is seeded per epoch and the
+per-sample augmentation is seeded by the sample's position. What the states cannot survive (another
+source, seed, shuffle buffer, worker count or world size) is refused by the training loop's resume check.
 """
 
 import glob
@@ -70,16 +70,41 @@ def _iter_tar_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
 
 
 def resolve_tar_shards(source: str, split: str) -> list[str] | None:
-    """Local WebDataset shards for `source`: a `.tar` glob, or a folder holding `<split>-*.tar`; else None."""
+    """Local WebDataset shards for `source`, or None if it is not local shards.
+
+    `source` is a `.tar` path or glob, or a folder: with a `manifest.json` (the synthetic and curated
+    datasets), exactly the shards it lists for `split` (other files in the folder are never read);
+    without one, its `<split>-*.tar` files.
+    """
+    folder = Path(source).expanduser()
     if source.endswith(".tar") or any(ch in source for ch in "*?["):
-        files = sorted(glob.glob(source))
-    elif Path(source).is_dir() and glob.glob(os.path.join(source, f"{split}-*.tar")):
-        files = sorted(glob.glob(os.path.join(source, f"{split}-*.tar")))
+        files = sorted(glob.glob(os.path.expanduser(source)))
+    elif (folder / "manifest.json").is_file():
+        listed = json.loads((folder / "manifest.json").read_text()).get("files", {})
+        if split not in listed:
+            raise ValueError(
+                f"{source!r} has no split {split!r}; its manifest lists {sorted(listed) or 'no splits'}."
+            )
+        files = [str(folder / name) for name in listed[split]]
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            raise FileNotFoundError(f"Shards listed in {folder / 'manifest.json'} are missing: {missing[:3]}")
+    elif folder.is_dir() and glob.glob(os.path.join(folder, f"{split}-*.tar")):
+        files = sorted(glob.glob(os.path.join(folder, f"{split}-*.tar")))
     else:
         return None
     if not files:
         raise FileNotFoundError(f"No WebDataset shards match {source!r}.")
     return files
+
+
+def source_fingerprint(source: str, split: str) -> Any:
+    """What identifies a training source's content for exact resume: local shards by name and size (the
+    folder may move), anything else by its name."""
+    shards = resolve_tar_shards(source, split)
+    if shards is None:
+        return source
+    return [[os.path.basename(shard), os.path.getsize(shard)] for shard in shards]
 
 
 def load_video_text_stream(
@@ -152,7 +177,6 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         training: bool = True,
         seed: int = 0,
         max_corrupt_fraction: float = 0.5,
-        resume_positions: dict[int, tuple[int, int]] | None = None,
         keep_metadata: bool = False,
     ):
         super().__init__()
@@ -170,8 +194,16 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         self.training = training
         self.seed = seed
         self.max_corrupt_fraction = max_corrupt_fraction
-        self.resume_positions = resume_positions or {}
         self.keep_metadata = keep_metadata
+        self.position = (0, -1)  # (epoch, index) of the last example handed out
+
+    def state_dict(self) -> dict[str, int]:
+        """Where this (worker's) stream is: `StatefulDataLoader` snapshots it with every batch."""
+        return {"epoch": self.position[0], "index": self.position[1]}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Resume after the example at `state`; the next `iter()` skips up to it without decoding."""
+        self.position = (int(state["epoch"]), int(state["index"]))
 
     def fields(self, example: dict[str, Any]) -> dict[str, Any]:
         """The example's columns merged with the JSON object of `metadata_column`, if any."""
@@ -224,7 +256,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker = torch.utils.data.get_worker_info()
         worker_id = worker.id if worker is not None else 0
-        start_epoch, start_index = self.resume_positions.get(worker_id, (0, -1))
+        start_epoch, start_index = self.position
         seen = bad = 0
         skipped_keys: list[str] = []
         epoch = start_epoch
@@ -251,6 +283,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
                         ) from error
                     continue
                 used_this_epoch += 1
+                self.position = (epoch, index)
                 yield {**sample, "position": (worker_id, epoch, index), "skipped_keys": skipped_keys}
                 skipped_keys = []
             if raw_this_epoch == 0:
@@ -296,4 +329,5 @@ __all__ = [
     "collate_video_text",
     "load_video_text_stream",
     "resolve_tar_shards",
+    "source_fingerprint",
 ]

@@ -1,0 +1,194 @@
+"""Where a training run writes, and how it resumes: the output folder guard, crash-safe checkpoints, the
+data layout a checkpoint can only be resumed with, and the final model folder.
+
+A run owns these names in `--output_dir`; nothing else there is ever touched:
+
+    checkpoints/step_N/     accelerate's `save_state` + `data_state_rank{r}.json` + `trainer_state.json`
+    logs/                   the tracker's logs (TensorBoard)
+    losses.jsonl            one line per optimizer step
+    train_results.json      retrieval before/after training, skipped samples
+    model + processor files and training_args.json (the final model, AutoModel-loadable)
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+from .arguments import TrainingArguments
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+RUN_ARTIFACTS = ("checkpoints", "logs", "losses.jsonl", "train_results.json")
+# Options that decide which sample comes next: a checkpoint only resumes exactly with the same values.
+LAYOUT_OPTIONS = (
+    "per_device_batch_size",
+    "gradient_accumulation_steps",
+    "num_workers",
+    "seed",
+    "shuffle_buffer",
+)
+
+
+class ResumeMismatchError(ValueError):
+    """The checkpoint was written with another data layout; resuming would replay or skip samples."""
+
+
+def prepare_output_dir(args: TrainingArguments, remove_earlier_run: bool = True) -> None:
+    """Refuses to start a new run in a non-empty `--output_dir` (an earlier run's logs and checkpoints would
+    mix with this one's) unless `--resume_from_checkpoint` continues that run, or `--overwrite_output_dir`
+    asks to remove the earlier run's own files (`RUN_ARTIFACTS`, removed if `remove_earlier_run`; other
+    files stay)."""
+    output = Path(args.output_dir)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"`--output_dir` {str(output)!r} exists and is not a folder.")
+    if args.resume_from_checkpoint or not output.is_dir() or not any(output.iterdir()):
+        return
+    if not args.overwrite_output_dir:
+        raise ValueError(
+            f"`--output_dir` {str(output)!r} is not empty. Pass --resume_from_checkpoint latest to continue "
+            "the run in it, --overwrite_output_dir to start a new run there (the earlier run's checkpoints/, "
+            "logs/, losses.jsonl and train_results.json are removed), or choose another folder."
+        )
+    for name in RUN_ARTIFACTS if remove_earlier_run else ():
+        path = output / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def find_checkpoint(output_dir: str, which: str) -> Path:
+    """`which` is 'latest' (the highest complete `step_N` under `output_dir/checkpoints`) or a folder."""
+    if which != "latest":
+        path = Path(which).expanduser()
+        if not (path / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"{path} is not a complete checkpoint (no trainer_state.json).")
+        return path
+    folder = Path(output_dir) / "checkpoints"
+    complete = [
+        p
+        for p in folder.glob("step_*")
+        if CHECKPOINT_PATTERN.match(p.name) and (p / "trainer_state.json").is_file()
+    ]
+    if not complete:
+        raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint under {folder}.")
+    return max(complete, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+
+def data_layout(args: TrainingArguments, num_processes: int, data_fingerprint: Any) -> dict[str, Any]:
+    """What the position in the stream depends on: the source, the options in `LAYOUT_OPTIONS` and the
+    number of processes (each takes its own share of the shards)."""
+    layout = {name: getattr(args, name) for name in LAYOUT_OPTIONS}
+    return {**layout, "num_processes": num_processes, "train_data": data_fingerprint}
+
+
+def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> int:
+    """The step `checkpoint` was written at; raises `ResumeMismatchError` naming every option whose value
+    differs from the checkpoint's (resuming would silently replay or skip samples)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    saved = state.get("layout")
+    if saved is None:
+        raise ResumeMismatchError(
+            f"{checkpoint} records no data layout (written by an older vidla_hf); it cannot be resumed exactly."
+        )
+    differences = [
+        f"--{name}: checkpoint {saved.get(name)!r}, now {value!r}"
+        for name, value in layout.items()
+        if saved.get(name) != value and name != "train_data"
+    ]
+    if saved.get("train_data") != layout["train_data"]:
+        differences.append(
+            f"--train_data: checkpoint {saved.get('train_data')!r}, now {layout['train_data']!r}"
+        )
+    if differences:
+        raise ResumeMismatchError(
+            f"Cannot resume exactly from {checkpoint}: the data layout differs ("
+            + "; ".join(differences)
+            + "). Resume with the checkpoint's values (`--num_processes` is accelerate launch's), or start "
+            "a new run in another --output_dir."
+        )
+    return int(state["step"])
+
+
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: str, step: int, data_state: dict, layout: dict[str, Any]
+) -> Path:
+    """`save_state` into `step_N.partial`, then renamed to `step_N`: a half-written one is never `latest`."""
+    folder = Path(output_dir) / "checkpoints"
+    final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)  # our own leftover of a crashed save
+        partial.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    (partial / f"data_state_rank{accelerator.process_index}.json").write_text(json.dumps(data_state))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (partial / "trainer_state.json").write_text(json.dumps({"step": step, "layout": layout}, indent=2))
+        if final.exists():  # the same step of this run, written before a resume from an earlier one
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_data_state(checkpoint: Path, process_index: int) -> dict:
+    return json.loads((checkpoint / f"data_state_rank{process_index}.json").read_text())
+
+
+def truncate_loss_log(path: Path, last_step: int) -> None:
+    """Keeps the lines of steps <= `last_step` (a resumed run rewrites the steps after its checkpoint)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Writes `path` via a temporary file in the same folder and a rename: readers never see half a file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as file:
+        file.write(text)
+    os.chmod(file.name, 0o666 & ~_umask())
+    os.replace(file.name, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_final(model, processor, output_dir: str, args: TrainingArguments) -> None:
+    """Merges LoRA weights into plain ones and writes model + processor + the run's arguments
+    (`training_args.json`, read by the model card); each file is moved in only when all are complete."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output, prefix=".saving-") as staging:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        (Path(staging) / "training_args.json").write_text(json.dumps(asdict(args), indent=2))
+        mode = 0o666 & ~_umask()
+        for item in Path(staging).iterdir():
+            if item.is_file():
+                os.chmod(item, mode)
+            os.replace(item, output / item.name)
+
+
+__all__ = [
+    "ResumeMismatchError",
+    "check_resume_layout",
+    "data_layout",
+    "find_checkpoint",
+    "prepare_output_dir",
+    "save_checkpoint",
+    "save_final",
+]

@@ -1,0 +1,284 @@
+"""The training loop shared by `examples/pretrain.py` and `examples/finetune_retrieval.py`, in accelerate's
+style: `training_function(args)`, one `accelerator.prepare`, `accumulate`, `save_state`/`load_state`."""
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torchdata.stateful_dataloader import StatefulDataLoader
+from tqdm.auto import tqdm
+
+from ..evaluation.retrieval import evaluate_retrieval
+from .arguments import TrainingArguments, validate_args
+from .checkpointing import (
+    check_resume_layout,
+    data_layout,
+    find_checkpoint,
+    load_data_state,
+    prepare_output_dir,
+    save_checkpoint,
+    save_final,
+    truncate_loss_log,
+    write_text_atomic,
+)
+from .data import VideoTextStream, collate_video_text, load_video_text_stream, source_fingerprint
+from .losses import VidLALoss
+from .setup import (
+    VidLAContrastiveModule,
+    build_optimizer_and_schedule,
+    configure_trainable,
+    load_model_and_processor,
+)
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss or the gradients became NaN/inf; nothing was saved from that state."""
+
+
+def evaluate_on_val(model, processor, args: TrainingArguments) -> dict[str, Any]:
+    """Zero-shot text→video retrieval (captions as queries) on the evaluation split, centre crop, uniform
+    frames: R@K, MdR, MnR, without and with dual softmax."""
+    from ..evaluation.embeddings import compute_embeddings
+
+    embeds = compute_embeddings(
+        model,
+        processor,
+        args.eval_data or args.train_data,
+        args.eval_split,
+        args.num_frames,
+        args.per_device_batch_size,
+        args.eval_max_samples,
+        None,
+        args.video_column,
+        args.caption_column,
+        args.subtitle_column,
+        args.metadata_column or None,
+        args.num_workers,
+    )
+    results = evaluate_retrieval(embeds["caption_embeds"], embeds["video_embeds"])
+    return {
+        **results["text_to_video"],
+        "dsl": results["text_to_video_dsl"],
+        "num_videos": len(embeds["keys"]),
+    }
+
+
+def scalar_logs(metrics: dict[str, Any]) -> dict[str, float]:
+    logs = {f"eval/{k}": v for k, v in metrics.items() if k != "dsl"}
+    return {**logs, **{f"eval/dsl/{k}": v for k, v in metrics.get("dsl", {}).items()}}
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    chance = {k: min(100.0, 100.0 * int(k[2:]) / metrics["num_videos"]) for k in ("R@1", "R@5", "R@10")}
+    return (
+        ", ".join(f"{k} {metrics[k]:.1f}" for k in ("R@1", "R@5", "R@10"))
+        + f" on {metrics['num_videos']} videos"
+        f" (chance {chance['R@1']:.1f} / {chance['R@5']:.1f} / {chance['R@10']:.1f})"
+    )
+
+
+def default_train_data(args: TrainingArguments, accelerator: Accelerator) -> None:
+    """With no --train_data: generate (or reuse) the synthetic dataset under data/synthetic."""
+    if args.train_data is not None:
+        return
+    from ..data.synthetic import generate_synthetic_dataset
+
+    folder = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
+    if accelerator.is_main_process:
+        start = time.perf_counter()
+        generate_synthetic_dataset(folder)
+        accelerator.print(f"synthetic dataset ready in {folder} ({time.perf_counter() - start:.0f} s)")
+    accelerator.wait_for_everyone()
+    args.train_data = folder
+
+
+def check_finite_parameters(model: torch.nn.Module, step: int) -> None:
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+    if bad:
+        raise TrainingDivergedError(
+            f"Step {step} left non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); nothing was saved "
+            "from this state. Lower --learning_rate and resume from the last checkpoint."
+        )
+
+
+def training_function(args: TrainingArguments) -> dict[str, Any]:
+    validate_args(args)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=None if args.mixed_precision == "no" else args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")
+        ),
+    )
+    # Every process checks before anything is written; only the main process removes an earlier run's files.
+    prepare_output_dir(args, remove_earlier_run=accelerator.is_main_process)
+    accelerator.wait_for_everyone()
+
+    set_seed(args.seed)
+    default_train_data(args, accelerator)
+    dataset = load_video_text_stream(
+        args.train_data,
+        "train",
+        args.video_column,
+        args.shuffle_buffer,
+        args.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
+    layout = data_layout(args, accelerator.num_processes, source_fingerprint(args.train_data, "train"))
+    checkpoint, start_step = None, 0
+    if args.resume_from_checkpoint:  # checked before the model is built: a mismatch costs nothing
+        checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
+        start_step = check_resume_layout(checkpoint, layout)
+
+    model, processor = load_model_and_processor(args)
+    if args.gradient_checkpointing:
+        model.activation_checkpointing_enable()
+    model = configure_trainable(model, args)
+    module = VidLAContrastiveModule(model, processor.tokenizer.pad_token_id)
+    optimizer, scheduler = build_optimizer_and_schedule(module, args, accelerator.num_processes)
+    module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    loss_fn = VidLALoss()
+
+    stream = VideoTextStream(
+        dataset,
+        processor,
+        args.video_column,
+        args.caption_column,
+        args.subtitle_column,
+        args.metadata_column or None,
+        args.num_frames,
+        args.training_augmentation,
+        args.seed,
+        args.max_corrupt_fraction,
+    )
+    workers = min(args.num_workers, dataset.num_shards)  # a worker without a shard would yield nothing
+    # Its own generator: creating the iterator must not draw from the global RNG that `load_state` restored.
+    loader = StatefulDataLoader(
+        stream,
+        batch_size=args.per_device_batch_size,
+        num_workers=workers,
+        collate_fn=collate_video_text,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    loss_log = Path(args.output_dir) / "losses.jsonl"
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        loader.load_state_dict(load_data_state(checkpoint, accelerator.process_index))
+        if accelerator.is_main_process:
+            truncate_loss_log(loss_log, start_step)
+        accelerator.print(f"resumed from {checkpoint} at step {start_step}")
+    batches = iter(loader)
+
+    if accelerator.is_main_process:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+    if args.report_to != "none":
+        accelerator.init_trackers("vidla", config={k: v for k, v in vars(args).items() if v is not None})
+    results: dict[str, Any] = {}
+    unwrapped = accelerator.unwrap_model(module).model
+    if start_step == 0 and accelerator.is_main_process:
+        results["before"] = evaluate_on_val(unwrapped, processor, args)
+        accelerator.print(
+            f"zero-shot text→video retrieval before training: {format_metrics(results['before'])}"
+        )
+        accelerator.log(scalar_logs(results["before"]), step=0)
+    accelerator.wait_for_everyone()
+
+    skipped_total, started = 0, time.perf_counter()
+    last_step = args.stop_at_step or args.max_steps
+    progress = tqdm(
+        range(start_step, last_step), disable=not accelerator.is_local_main_process, desc="training"
+    )
+    module.train()
+    for step in range(start_step + 1, last_step + 1):
+        learning_rate = optimizer.param_groups[0]["lr"]
+        for _ in range(args.gradient_accumulation_steps):
+            batch = next(batches)
+            skipped_total += batch["skipped"]
+            inputs = {k: v.to(accelerator.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            with accelerator.accumulate(module):
+                loss, parts = loss_fn(*module(**inputs))
+                if not torch.isfinite(loss):  # the same global loss on every process: all stop together
+                    raise TrainingDivergedError(
+                        f"The loss became {loss.item()} at step {step}; nothing was saved from this state. "
+                        "Lower --learning_rate and resume from the last checkpoint."
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    norm = accelerator.clip_grad_norm_(module.parameters(), args.max_grad_norm)
+                    if not torch.isfinite(norm):
+                        raise TrainingDivergedError(
+                            f"The gradient norm became {norm.item()} at step {step}; nothing was saved from "
+                            "this state. Lower --learning_rate and resume from the last checkpoint."
+                        )
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+        with torch.no_grad():  # CLIP clamps the inverse temperature at 100
+            unwrapped.logit_scale.clamp_(0, math.log(100))
+        progress.update(1)
+        if accelerator.is_main_process:
+            with loss_log.open("a") as file:
+                file.write(json.dumps({"step": step, "loss": loss.item(), "lr": learning_rate}) + "\n")
+        if step % args.logging_steps == 0 or step == last_step:
+            skipped = accelerator.reduce(torch.tensor(skipped_total, device=accelerator.device), "sum").item()
+            logs = {
+                "train/loss": loss.item(),
+                "train/loss_caption": parts["caption"].item(),
+                "train/loss_subtitle": parts["subtitle"].item(),
+                "train/lr": learning_rate,
+                "train/temperature": 1 / unwrapped.logit_scale.exp().item(),
+                "train/skipped_samples": skipped,
+            }
+            accelerator.log(logs, step=step)
+            progress.set_postfix(loss=f"{loss.item():.3f}", skipped=int(skipped))
+        if step % args.checkpointing_steps == 0 or step == last_step:
+            check_finite_parameters(unwrapped, step)
+            save_checkpoint(accelerator, args.output_dir, step, loader.state_dict(), layout)
+        if step % args.eval_steps == 0 and step != last_step and accelerator.is_main_process:
+            metrics = evaluate_on_val(unwrapped, processor, args)
+            results.setdefault("during", {})[str(step)] = metrics
+            accelerator.log(scalar_logs(metrics), step=step)
+            accelerator.print(f"step {step}: {format_metrics(metrics)}")
+        accelerator.wait_for_everyone()
+    progress.close()
+
+    results["skipped_samples"] = int(
+        accelerator.reduce(torch.tensor(skipped_total, device=accelerator.device), "sum").item()
+    )
+    if last_step == args.max_steps and accelerator.is_main_process:
+        results["after"] = evaluate_on_val(unwrapped, processor, args)
+        accelerator.print(
+            f"zero-shot text→video retrieval after training: {format_metrics(results['after'])}"
+        )
+        accelerator.log(scalar_logs(results["after"]), step=last_step)
+        results["run"] = {
+            "steps": args.max_steps,
+            "resumed_from_step": start_step or None,
+            "num_processes": accelerator.num_processes,
+            "global_batch_size": args.per_device_batch_size
+            * args.gradient_accumulation_steps
+            * accelerator.num_processes,
+            "training_seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+            "torch": torch.__version__,
+            "device": str(accelerator.device),
+        }
+        save_final(accelerator.unwrap_model(module).model, processor, args.output_dir, args)
+        write_text_atomic(Path(args.output_dir) / "train_results.json", json.dumps(results, indent=2))
+        accelerator.print(f"model and processor saved to {args.output_dir}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return results
+
+
+__all__ = ["TrainingDivergedError", "evaluate_on_val", "training_function"]
