@@ -1,69 +1,81 @@
-"""Build VidLA from a CLIP checkpoint and score videos against texts.
+"""Score videos against texts with VidLA, in a dozen lines.
 
-    python examples/quickstart.py                                   # offline: a tiny random CLIP
-    python examples/quickstart.py --clip openai/clip-vit-base-patch16 --num_frames 12   # with network
+    python examples/quickstart.py                          # the main job's model, if outputs/vidla-pretrain exists
+    python examples/quickstart.py --model ORG/vidla-b16    # any VidLA folder or Hub id (with its processor)
+    python examples/quickstart.py --model none             # no trained model: VidLA built from a random CLIP
 
-Offline there is no trained CLIP to start from, so the scores are those of random weights: the example
-shows the API and the shapes, not retrieval quality.
+With a trained model it scores four clips of the synthetic val split against their own captions (the
+diagonal is the right answer). Without one, it converts a tiny CLIP with random weights (seed 0) with
+`VidLAModel.from_clip`: the numbers are then deterministic but meaningless, and it says so.
 """
 
 import argparse
+from pathlib import Path
 
 import torch
-from transformers import CLIPConfig, CLIPModel
+from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
-from vidla_hf import VidLAModel
+import vidla_hf  # noqa: F401  (registers the Auto classes)
+from vidla_hf import VidLAModel, VidLAProcessor, VidLAVideoProcessor
+from vidla_hf.data.synthetic import generate_synthetic_dataset
+from vidla_hf.processing import build_clip_tokenizer
+from vidla_hf.training.data import VideoTextStream, load_video_text_stream
+
+DEFAULT_MODEL = "outputs/vidla-pretrain"
 
 
-def tiny_random_clip() -> CLIPModel:
+def random_vidla(num_frames: int) -> tuple[VidLAModel, VidLAProcessor]:
+    """VidLA converted from a tiny CLIP with random weights (seed 0), and a processor for 64-px input."""
+    torch.manual_seed(0)
     tower = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
-    return CLIPModel(
+    clip = CLIPModel(
         CLIPConfig(
             text_config=tower, vision_config={**tower, "image_size": 64, "patch_size": 16}, projection_dim=32
         )
     )
-
-
-def moving_square(num_frames: int, size: int, direction: int) -> torch.Tensor:
-    """(T, 3, H, W) frames of a white square crossing a black background left→right (1) or right→left (-1)."""
-    frames = torch.zeros(num_frames, 3, size, size)
-    side = size // 4
-    for t in range(num_frames):
-        x = int((size - side) * t / max(num_frames - 1, 1))
-        x = x if direction > 0 else size - side - x
-        frames[t, :, size // 2 - side // 2 : size // 2 + side // 2, x : x + side] = 1.0
-    return (frames - 0.45) / 0.27  # roughly CLIP-normalised
+    model = VidLAModel.from_clip(clip, num_frames=num_frames)
+    video_processor = VidLAVideoProcessor(
+        num_frames=num_frames, size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+    )
+    return model, VidLAProcessor(video_processor, build_clip_tokenizer())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--clip", help="HF CLIP checkpoint (folder or Hub id); default: a tiny random CLIP")
-    parser.add_argument("--num_frames", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help=f"default: {DEFAULT_MODEL} if it exists, else none")
+    parser.add_argument("--data", default="data/synthetic", help="synthetic dataset (generated if missing)")
+    parser.add_argument("--num_clips", type=int, default=4)
     args = parser.parse_args()
+    if args.num_clips < 2:
+        parser.error(f"--num_clips must be >= 2, got {args.num_clips}")
+    name = args.model or (DEFAULT_MODEL if Path(DEFAULT_MODEL, "config.json").is_file() else "none")
 
-    clip = CLIPModel.from_pretrained(args.clip) if args.clip else tiny_random_clip()
-    model = VidLAModel.from_clip(clip, num_frames=args.num_frames).eval()
-    size = model.config.vision_config.image_size
-    videos = torch.stack([moving_square(args.num_frames, size, +1), moving_square(args.num_frames, size, -1)])
-    texts = ["a square moves to the right", "a square moves to the left"]
-    if args.clip:
-        from transformers import AutoTokenizer
+    if name == "none":
+        model, processor = random_vidla(num_frames=8)
+        print("UNTRAINED: VidLA from a tiny CLIP with random weights (seed 0). The scores below are")
+        print("deterministic but say nothing about retrieval; train with examples/pretrain.py first.")
+    else:
+        model, processor = AutoModel.from_pretrained(name), AutoProcessor.from_pretrained(name)
+        print(f"Trained model: {name}")
+    model.eval()
 
-        input_ids = AutoTokenizer.from_pretrained(args.clip)(texts, padding=True, return_tensors="pt")
-    else:  # no tokenizer offline: stand-in token ids, [BOS] ... [EOS]
-        ids = torch.tensor([[49406, 320, 2, 49407], [49406, 320, 3, 49407]])
-        input_ids = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
+    generate_synthetic_dataset(args.data)  # reused if it is already there
+    stream = VideoTextStream(
+        load_video_text_stream(args.data, "val"), processor, training=False, keep_metadata=True,
+        num_frames=processor.video_processor.num_frames,
+    )  # fmt: skip
+    clips = [sample for sample, _ in zip(stream, range(args.num_clips), strict=False)]
+    captions = [clip["metadata"]["caption"] for clip in clips]
+    videos = torch.stack([clip["pixel_values_videos"] for clip in clips])  # (N, T, 3, H, W)
+    texts = processor(text=captions, return_tensors="pt")
     with torch.inference_mode():
-        out = model(pixel_values_videos=videos, **input_ids)
-    print(
-        f"VidLA video tower: {sum(p.numel() for p in model.vision_model.parameters()) / 1e6:.1f}M parameters"
-    )
-    print(f"video embeddings {tuple(out.video_embeds.shape)}, text embeddings {tuple(out.text_embeds.shape)}")
-    for i, row in enumerate(out.logits_per_video.softmax(dim=-1).tolist()):
-        print(f"video {i}: " + ", ".join(f"{t!r}: {p:.3f}" for t, p in zip(texts, row, strict=True)))
+        out = model(pixel_values_videos=videos, **texts)
+    probs = out.logits_per_text.softmax(dim=-1)  # (texts, videos): which clip does each caption describe?
+    print(f"{len(captions)} val clips; P(clip | caption), the right clip is on the diagonal:")
+    for i, (caption, row) in enumerate(zip(captions, probs.tolist(), strict=True)):
+        print(f"  {caption[:60]:60s} " + " ".join(f"{p:.2f}" for p in row) + f"   (right: clip {i})")
+    accuracy = (probs.argmax(dim=-1) == torch.arange(len(captions))).float().mean().item()
+    print(f"captions matched to their own clip: {accuracy:.0%} (chance {1 / len(captions):.0%})")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pytest
 
 from vidla_hf.data.synthetic import SCALES, caption_for, generate_synthetic_dataset, render_clip, sample_clip
 from vidla_hf.processing import read_video
@@ -76,3 +77,35 @@ def test_manifest_lists_the_shards(tmp_path):
     files = generate_synthetic_dataset(tmp_path, {"train": 3}, clips_per_shard=2)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"]["train"] == [p.split("/")[-1] for p in files["train"]]
+
+
+def test_a_smaller_regeneration_leaves_no_stale_shards_and_readers_go_by_the_manifest(tmp_path):
+    from vidla_hf.training.data import resolve_tar_shards
+
+    generate_synthetic_dataset(tmp_path, {"train": 12}, clips_per_shard=3)  # train-00000 .. 00003
+    (tmp_path / "notes.txt").write_text("mine")
+    smaller = generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "manifest.json",
+        "notes.txt",
+        "train-00000.tar",
+        "train-00001.tar",
+    ]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    # The new set is the one a fresh folder gets, byte for byte.
+    fresh = generate_synthetic_dataset(tmp_path / "fresh", {"train": 4}, clips_per_shard=2)
+    for a, b in zip(smaller["train"], fresh["train"], strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()
+    # A shard the manifest does not list is never read.
+    Path(smaller["train"][0]).with_name("train-00007.tar").write_bytes(Path(smaller["train"][0]).read_bytes())
+    assert resolve_tar_shards(str(tmp_path), "train") == smaller["train"]
+
+
+def test_shards_that_are_not_ours_are_never_overwritten(tmp_path):
+    (tmp_path / "train-00000.tar").write_bytes(b"the user's own shard")
+    with pytest.raises(ValueError, match=r"train-00000\.tar.*overwrite"):
+        generate_synthetic_dataset(tmp_path, {"train": 2}, clips_per_shard=2)
+    assert (tmp_path / "train-00000.tar").read_bytes() == b"the user's own shard"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train-00000.tar"]
+    generate_synthetic_dataset(tmp_path, {"train": 2}, clips_per_shard=2, overwrite=True)
+    assert (tmp_path / "train-00000.tar").read_bytes() != b"the user's own shard"

@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +163,16 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     )
     workers = min(args.num_workers, dataset.num_shards)  # a worker without a shard would yield nothing
     # Its own generator: creating the iterator must not draw from the global RNG that `load_state` restored.
-    loader = StatefulDataLoader(
-        stream,
-        batch_size=args.per_device_batch_size,
-        num_workers=workers,
-        collate_fn=collate_video_text,
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
+    with warnings.catch_warnings():  # torchdata 0.11 calls torch's deprecated `set_vital`; not ours to fix
+        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+        loader = StatefulDataLoader(
+            stream,
+            batch_size=args.per_device_batch_size,
+            num_workers=workers,
+            collate_fn=collate_video_text,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
     loss_log = Path(args.output_dir) / "losses.jsonl"
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))

@@ -1,0 +1,180 @@
+"""What a training run must never do: mix with an earlier run, resume inexactly, keep going on NaN, decay the
+learning rate per process. Real `accelerate launch` processes on the CPU."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, accelerate_launch
+from safetensors.torch import load_file
+
+from vidla_hf.data.synthetic import generate_synthetic_dataset
+from vidla_hf.training import TrainingArguments, parse_args
+from vidla_hf.training.checkpointing import prepare_output_dir
+
+FAST = [
+    "--num_frames",
+    "2",
+    "--per_device_batch_size",
+    "4",
+    "--eval_max_samples",
+    "8",
+    "--report_to",
+    "none",
+    "--logging_steps",
+    "1",
+    "--shuffle_buffer",
+    "8",
+    "--eval_steps",
+    "100",
+]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic_dataset(folder, {"train": 48, "val": 8}, clips_per_shard=12)
+    return str(folder)
+
+
+def log_rows(output_dir) -> dict[int, dict]:
+    rows = [json.loads(line) for line in (Path(output_dir) / "losses.jsonl").read_text().splitlines()]
+    return {row["step"]: row for row in rows}
+
+
+def test_two_processes_follow_the_one_process_learning_rate_schedule(data, tmp_path):
+    """accelerate's prepared scheduler steps once per process; the schedule must not run N times faster."""
+    common = ["examples/pretrain.py", "--train_data", data, "--max_steps", "12", "--warmup_steps", "2"]
+    common += ["--checkpointing_steps", "12", "--num_workers", "0", "--learning_rate", "1e-3", *FAST]
+    accelerate_launch([*common, "--output_dir", str(tmp_path / "one")])
+    accelerate_launch([*common, "--output_dir", str(tmp_path / "two")], num_processes=2)
+    one, two = log_rows(tmp_path / "one"), log_rows(tmp_path / "two")
+    assert sorted(one) == sorted(two) == list(range(1, 13))
+    for step in one:
+        assert two[step]["lr"] == pytest.approx(one[step]["lr"], rel=1e-9), step
+    # Independent reference: linear warm-up over 2 steps, then a cosine from 1e-3 down to 1e-5 (tiny-cpu).
+    lrs = [one[step]["lr"] for step in range(1, 13)]
+    assert lrs[0] == 0 and lrs[1] == pytest.approx(5e-4) and lrs[2] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False)), "decays monotonically to the end"
+
+
+def test_resume_refuses_every_change_of_the_data_layout(data, tmp_path):
+    output = tmp_path / "run"
+    common = ["examples/pretrain.py", "--output_dir", str(output), "--max_steps", "4", *FAST]
+    accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--stop_at_step", "2",
+                       "--checkpointing_steps", "2"])  # fmt: skip
+    other_data = tmp_path / "other"
+    generate_synthetic_dataset(other_data, {"train": 40, "val": 8}, clips_per_shard=10)
+    changed = {
+        "--num_workers": "2",
+        "--per_device_batch_size": "3",
+        "--gradient_accumulation_steps": "2",
+        "--seed": "7",
+        "--shuffle_buffer": "4",
+    }
+    # FAST's own batch size and shuffle buffer come first; argparse keeps the last value given.
+    result = accelerate_launch(
+        [*common, "--train_data", str(other_data), "--resume_from_checkpoint", "latest",
+         *[item for pair in changed.items() for item in pair]],  # fmt: skip
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ResumeMismatchError" in result.stderr and "Cannot resume exactly" in result.stderr
+    for option, value in changed.items():
+        assert f"{option}: checkpoint" in result.stderr and f"now {value}" in result.stderr, option
+    assert "--train_data: checkpoint" in result.stderr
+    # Another world size: each process would read another share of the shards.
+    result = accelerate_launch(
+        [*common, "--train_data", data, "--num_workers", "1", "--resume_from_checkpoint", "latest"],
+        num_processes=2,
+        check=False,
+    )
+    assert result.returncode != 0 and "--num_processes: checkpoint 1, now 2" in result.stderr
+    # The unchanged layout resumes, and the checkpoint is left as it was by the refused attempts.
+    accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--resume_from_checkpoint",
+                       "latest", "--checkpointing_steps", "2"])  # fmt: skip
+    assert sorted(log_rows(output)) == [1, 2, 3, 4]
+
+
+def test_a_non_empty_output_dir_is_refused_unless_resumed_or_overwritten(data, tmp_path):
+    output = tmp_path / "run"
+    output.mkdir()
+    (output / "notes.txt").write_text("mine")
+    result = accelerate_launch(
+        ["examples/pretrain.py", "--train_data", data, "--output_dir", str(output), "--max_steps", "2",
+         "--checkpointing_steps", "1", "--num_workers", "0", *FAST],  # fmt: skip
+        check=False,
+    )
+    assert result.returncode != 0 and "is not empty" in result.stderr and str(output) in result.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"], "nothing was written"
+
+    # --overwrite_output_dir removes only what a run writes; the earlier losses do not mix with the new.
+    (output / "losses.jsonl").write_text(json.dumps({"step": 99, "loss": 1.0}) + "\n")
+    (output / "checkpoints" / "step_99").mkdir(parents=True)
+    (output / "checkpoints" / "step_99" / "trainer_state.json").write_text("{}")
+    args = TrainingArguments(output_dir=str(output), overwrite_output_dir=True)
+    prepare_output_dir(args)
+    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]
+    assert (output / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="cannot be combined"):
+        from vidla_hf.training import validate_args
+
+        validate_args(TrainingArguments(overwrite_output_dir=True, resume_from_checkpoint="latest"))
+
+
+def test_a_diverging_run_stops_naming_the_step_and_saves_nothing_from_that_state(data, tmp_path):
+    output = tmp_path / "run"
+    common = ["examples/pretrain.py", "--train_data", data, "--output_dir", str(output), "--max_steps", "8"]
+    common += ["--checkpointing_steps", "1", "--num_workers", "0", "--warmup_steps", "0", *FAST]
+    result = accelerate_launch([*common, "--learning_rate", "1e6"], check=False)
+    assert result.returncode != 0 and "TrainingDivergedError" in result.stderr
+    failed_at = int(result.stderr.split(" at step ")[1].split(";")[0])
+    assert 2 <= failed_at <= 8
+    assert not (output / "model.safetensors").exists() and not (output / "train_results.json").exists()
+    checkpoints = sorted(int(p.name[5:]) for p in (output / "checkpoints").iterdir())
+    assert checkpoints == list(range(1, failed_at)), "no checkpoint of the step that failed"
+    for step in checkpoints:
+        weights = load_file(output / "checkpoints" / f"step_{step}" / "model.safetensors")
+        assert all(torch.isfinite(w).all() for w in weights.values()), f"step_{step} holds NaN weights"
+    # The last checkpoint stays loadable: resuming it replays the same steps (exact resume) and stops at the
+    # same step, because its weights, finite as they are, already carry the 1e6 update.
+    again = accelerate_launch([*common, "--learning_rate", "1e6", "--resume_from_checkpoint", "latest"],
+                              check=False)  # fmt: skip
+    assert f"resumed from {output / 'checkpoints' / f'step_{failed_at - 1}'}" in again.stdout
+    assert f"at step {failed_at};" in again.stderr and not (output / "model.safetensors").exists()
+    assert sorted(log_rows(output)) == list(range(1, failed_at))
+
+
+def test_help_shows_the_defaults_that_apply_and_lists_the_recipes():
+    help_text = subprocess.run(
+        [sys.executable, "examples/pretrain.py", "--help"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
+    plain = parse_args("", argv=[])
+    assert f"default: {plain.learning_rate} (tiny-cpu), 2e-05 (paper)" in help_text
+    assert f"default: {plain.max_steps} (tiny-cpu), 1000 (paper)" in help_text
+    for recipe in ("tiny-cpu", "paper", "retrieval-finetune"):
+        assert f"\n  {recipe} " in help_text
+    finetune_help = subprocess.run(
+        [sys.executable, "examples/finetune_retrieval.py", "--help"], capture_output=True, text=True, cwd=ROOT
+    ).stdout
+    assert "--num_frames NUM_FRAMES\n                        (default: 32)" in finetune_help
+
+
+def test_bad_options_fail_before_any_work():
+    from vidla_hf.training import validate_args
+
+    for override, message in (
+        ({"learning_rate": float("nan")}, "--learning_rate"),
+        ({"learning_rate": 0.0}, "--learning_rate"),
+        ({"min_learning_rate": 1.0, "learning_rate": 0.1}, "--min_learning_rate"),
+        ({"adam_beta2": 1.0}, "--adam_beta2"),
+        ({"num_workers": -1}, "--num_workers"),
+        ({"warmup_steps": -1}, "--warmup_steps"),
+        ({"mixed_precision": "fp8"}, "--mixed_precision"),
+        ({"max_corrupt_fraction": 1.0}, "--max_corrupt_fraction"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            validate_args(TrainingArguments(**override))
