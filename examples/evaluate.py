@@ -15,6 +15,7 @@ caption plus K-1 captions of other clips. Results are written as JSON (the input
 
 import argparse
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -77,6 +78,18 @@ def main() -> None:
     parser.add_argument("--metadata_column", default="json")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    # Checked before any model or data is loaded: a NaN/inf or non-positive DSL temperature would otherwise
+    # only fail after every embedding is computed.
+    if not math.isfinite(args.dsl_temperature) or args.dsl_temperature <= 0:
+        parser.error(f"--dsl_temperature must be a finite number > 0, got {args.dsl_temperature}")
+    for option, value, minimum in (
+        ("--batch_size", args.batch_size, 1),
+        ("--num_frames", args.num_frames, 1),
+        ("--max_samples", args.max_samples, 1),
+        ("--num_options", args.num_options, 2),
+    ):
+        if value is not None and value < minimum:
+            parser.error(f"{option} must be >= {minimum}, got {value}")
 
     accelerator = Accelerator()
     if args.data is None:
@@ -158,12 +171,13 @@ def main() -> None:
         "metrics": metrics,
     }
     if accelerator.is_main_process:
-        print(json.dumps(results, indent=2))
+        text = json.dumps(results, indent=2, allow_nan=False)  # NaN/inf never reach a results file
+        print(text)
         if args.output:
             output = Path(args.output)
             output.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=output.parent, delete=False, suffix=".partial") as file:
-                json.dump(results, file, indent=2)
+                file.write(text)
             os.replace(file.name, output)
 
 

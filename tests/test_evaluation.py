@@ -1,4 +1,7 @@
+import doctest
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import accelerate_launch
 
+import vidla_hf.evaluation.embeddings
 from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 from vidla_hf.data.synthetic import generate_synthetic_dataset
 from vidla_hf.evaluation import (
@@ -181,3 +185,136 @@ def test_two_processes_gather_the_same_embeddings_as_one(trained_folder, tmp_pat
     assert two["num_samples"] == one["num_samples"] == 12
     for direction, metrics in one["metrics"].items():
         assert two["metrics"][direction] == pytest.approx(metrics), direction
+
+
+# Nothing false: a NaN compares false with everything, so a NaN score ranks first and counts as a hit.
+# Every metric refuses non-finite inputs and settings instead of reporting R@1 = 100.
+
+NON_FINITE = [float("nan"), float("inf"), -float("inf")]
+
+
+def pairs(size: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    queries = F.normalize(torch.randn(size, 4, generator=generator, dtype=torch.float64), dim=-1)
+    return queries, F.normalize(
+        queries + 0.3 * torch.randn(size, 4, generator=generator, dtype=torch.float64)
+    )
+
+
+def with_bad_entry(tensor: torch.Tensor, value: float) -> torch.Tensor:
+    tensor = tensor.clone()
+    tensor.view(-1)[1] = value
+    return tensor
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_non_finite_embeddings_and_similarities_raise(value):
+    queries, gallery = pairs()
+    kind = "1 NaN, 0 inf" if value != value else "0 NaN, 1 inf"
+    similarity = queries @ gallery.T
+    bad_similarity = with_bad_entry(similarity, value)
+    cases = [
+        (lambda: retrieval_metrics(bad_similarity), "similarity", 25),
+        (lambda: dual_softmax(bad_similarity), "similarity", 25),
+        (lambda: matched_ranks(with_bad_entry(queries, value), gallery), "queries", 20),
+        (lambda: matched_ranks(queries, with_bad_entry(gallery, value), 100.0), "gallery", 20),
+        (lambda: evaluate_retrieval(with_bad_entry(queries, value), gallery), "text_embeds", 20),
+        (lambda: evaluate_retrieval(queries, with_bad_entry(gallery, value)), "video_embeds", 20),
+        (
+            lambda: zero_shot_accuracy(with_bad_entry(queries, value), gallery, torch.arange(5)),
+            "video_embeds",
+            20,
+        ),
+        (
+            lambda: zero_shot_accuracy(queries, with_bad_entry(gallery, value), torch.arange(5)),
+            "class_embeds",
+            20,
+        ),
+        (
+            lambda: multiple_choice_accuracy(
+                queries, with_bad_entry(gallery[:, None], value), torch.zeros(5).long()
+            ),
+            "option_embeds",
+            20,
+        ),
+    ]
+    for call, name, size in cases:
+        with pytest.raises(
+            ValueError, match=rf"^`{name}` has 1 non-finite entries \({kind}\) out of {size};"
+        ):
+            call()
+
+
+@pytest.mark.parametrize("temperature", [0, -1.0, float("nan"), float("inf"), -float("inf")])
+def test_dsl_temperature_must_be_finite_and_positive(temperature):
+    queries, gallery = pairs()
+    message = rf"^`dsl_temperature` must be a finite number > 0, got {temperature!r}\.$"
+    with pytest.raises(ValueError, match=message):
+        matched_ranks(queries, gallery, temperature)
+    with pytest.raises(ValueError, match=message):
+        evaluate_retrieval(queries, gallery, temperature)
+    with pytest.raises(ValueError, match=message.replace("dsl_temperature", "temperature")):
+        dual_softmax(queries @ gallery.T, temperature)
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "error"), [(0, ValueError), (-4, ValueError), (2.5, TypeError), (True, TypeError)]
+)
+def test_chunk_size_must_be_a_positive_integer(chunk_size, error):
+    queries, gallery = pairs()
+    for call in (
+        lambda: matched_ranks(queries, gallery, None, chunk_size),
+        lambda: evaluate_retrieval(queries, gallery, chunk_size=chunk_size),
+    ):
+        with pytest.raises(error, match=rf"^`chunk_size` must be an integer >= 1, got {chunk_size!r}\.$"):
+            call()
+
+
+def test_overflowing_similarities_raise():
+    queries, gallery = pairs()
+    with pytest.raises(
+        ValueError, match=r"similarities `queries @ gallery.T` have 25 non-finite entries out of 25"
+    ):
+        matched_ranks(queries * 1e160, gallery * 1e160)  # finite embeddings, products beyond float64
+    # finite similarities (|s| <= 1e6) and a finite temperature whose product overflows
+    with pytest.raises(ValueError, match=r"DSL normaliser is non-finite for 5 of 5 gallery items"):
+        matched_ranks(queries * 1e3, gallery * 1e3, 1e306)
+    with pytest.raises(ValueError, match=r"re-scored with temperature=1e\+306"):
+        dual_softmax(queries @ gallery.T * 1e6, 1e306)
+
+
+def test_empty_inputs_and_out_of_range_labels_raise():
+    with pytest.raises(ValueError, match="non-empty square"):
+        retrieval_metrics(torch.zeros(0, 0))
+    with pytest.raises(ValueError, match="N >= 1 matching pairs"):
+        evaluate_retrieval(torch.zeros(0, 4), torch.zeros(0, 4))
+    videos, classes = torch.eye(3), torch.eye(3)
+    with pytest.raises(
+        ValueError, match=r"`labels` must be indices in \[0, 3\), got 1 outside it \(first: 3\)"
+    ):
+        zero_shot_accuracy(videos, classes, torch.tensor([0, 1, 3]))
+    with pytest.raises(ValueError, match="non-empty"):
+        zero_shot_accuracy(torch.zeros(0, 3), classes, torch.zeros(0).long())
+    with pytest.raises(TypeError, match="`answers` must be an integer tensor"):
+        multiple_choice_accuracy(videos, torch.stack([classes] * 3), torch.tensor([0.0, 1.0, 2.0]))
+    with pytest.raises(
+        ValueError, match=r"`answers` must be indices in \[0, 3\), got 1 outside it \(first: -1\)"
+    ):
+        multiple_choice_accuracy(videos, torch.stack([classes] * 3), torch.tensor([0, -1, 2]))
+
+
+def test_evaluate_script_checks_its_options_before_loading_anything(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "evaluate.py"), "--model", str(tmp_path / "missing")]
+        + ["--dsl_temperature", "nan"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "--dsl_temperature must be a finite number > 0, got nan" in done.stderr
+
+
+def test_embedding_doctests_are_not_skipped():
+    module = vidla_hf.evaluation.embeddings
+    examples = [e for test in doctest.DocTestFinder().find(module) for e in test.examples]
+    assert len(examples) >= 5 and not [e.source for e in examples if e.options.get(doctest.SKIP)]

@@ -1,17 +1,25 @@
 """Publishing: the assembled repository, the model card, and one commit at the `HfApi` boundary."""
 
+import doctest
 import json
+import math
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import transformers
 from conftest import run_without_vidla_hf
 from huggingface_hub import HfApi, ModelCard
 from video_fixtures import frame_pattern, write_mp4
 
+import vidla_hf.hub
 from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
-from vidla_hf.hub import assemble_repo, load_eval_results, publish
+from vidla_hf.hub import assemble_repo, build_model_card, eval_results_for_card, load_eval_results, publish
+
+PUBLISH_SCRIPT = Path(__file__).parents[1] / "examples" / "publish.py"
 
 RESULTS = {
     "task": "retrieval",
@@ -90,7 +98,7 @@ def test_card_metadata_round_trips(model_dir, tmp_path):
     config = json.loads((tmp_path / "repo" / "config.json").read_text())
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"}
     assert set(config["custom_pipelines"]) == {"zero-shot-video-classification", "video-text-retrieval"}
-    assert not (tmp_path / "repo.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["repo"], "no staging folder is left beside it"
 
 
 def test_no_results_no_model_index(model_dir, tmp_path):
@@ -163,7 +171,7 @@ def test_push_is_one_commit_with_the_dry_run_files(model_dir, tmp_path):
     assert commit["revision"] == "v1"
     dry = publish(model_dir, "org/vidla-test", eval_results=results_path, dry_run=tmp_path / "dry")
     expected = sorted(str(p.relative_to(dry)) for p in dry.rglob("*") if p.is_file())
-    assert commit["files"] == expected
+    assert commit["files"] == [f for f in expected if f != ".vidla_publish"], "the marker is never pushed"
     assert commit["sizes"]["model.safetensors"] == (dry / "model.safetensors").stat().st_size
     assert not list(model_dir.parent.glob("*.hub-upload")), "the staging folder is removed"
     with pytest.raises(ValueError, match="repo_id"):
@@ -180,11 +188,10 @@ print(json.dumps(pipe(sys.argv[2], candidate_labels=["a", "b"])))
 
 
 def test_dry_run_folder_works_as_remote_code(model_dir, tmp_path):
-    script = Path(__file__).parents[1] / "examples" / "publish.py"
     done = subprocess.run(
         [
             sys.executable,
-            str(script),
+            str(PUBLISH_SCRIPT),
             "--model_dir",
             str(model_dir),
             "--repo_id",
@@ -200,3 +207,255 @@ def test_dry_run_folder_works_as_remote_code(model_dir, tmp_path):
     video = write_mp4(tmp_path / "v.mp4", frame_pattern(6, 64, 64))
     scores = run_without_vidla_hf(REMOTE, tmp_path / "repo", video, cwd=tmp_path)
     assert sorted(r["label"] for r in scores) == ["a", "b"]
+
+
+# Nothing lost: publish never deletes or replaces a folder it did not write, and a failure changes nothing.
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under `folder` (hidden ones included): file bytes, None for a folder."""
+    return {
+        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture
+def training_runs(tmp_path):
+    """A folder of training runs, as `outputs/` looks after a few: checkpoints, logs, arguments, notes."""
+    runs = tmp_path / "outputs"
+    run = runs / "vidla-run"
+    (run / "checkpoint-100").mkdir(parents=True)
+    (run / "checkpoint-100" / "optimizer.bin").write_bytes(bytes(range(256)) * 4)
+    (run / "logs").mkdir()
+    (run / "logs" / "events.out").write_bytes(b"\x00\x01loss")
+    (run / "training_args.json").write_text('{"max_steps": 100}')
+    (runs / "other-run").mkdir()
+    (runs / "other-run" / "notes.txt").write_text("keep me")
+    return runs
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dry_run_never_replaces_a_folder_it_did_not_write(model_dir, training_runs, overwrite):
+    before = tree(training_runs.parent)
+    run = training_runs / "vidla-run"
+    for target in (run, training_runs, run / "training_args.json"):
+        with pytest.raises(
+            ValueError, match=re.escape(f"`dry_run` {'folder ' if target.is_dir() else ''}")
+        ) as error:
+            publish(model_dir, "org/x", dry_run=target, **({"overwrite": True} if overwrite else {}))
+        assert repr(str(target)) in str(error.value)
+        reason = "not written by publish" if overwrite else "is not empty"
+        assert (reason if target.is_dir() else "is a file or a link, not a folder") in str(error.value)
+    assert tree(training_runs.parent) == before, "byte-identical, and nothing left beside it"
+
+
+def test_publish_script_refuses_a_training_run(model_dir, training_runs):
+    before = tree(training_runs.parent)
+    run = training_runs / "vidla-run"
+    command = [sys.executable, str(PUBLISH_SCRIPT), "--model_dir", str(model_dir), "--repo_id", "org/x"]
+    for flags, reason in (([], "is not empty"), (["--overwrite"], "was not written by publish")):
+        done = subprocess.run(
+            [*command, "--dry_run", str(run), *flags], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode != 0 and f"`dry_run` folder {str(run)!r} {reason}" in done.stderr
+        assert tree(training_runs.parent) == before
+
+
+def test_dry_run_refuses_the_model_folder_its_inside_and_its_parents(model_dir, tmp_path):
+    model = tmp_path / "outputs" / "run"
+    shutil.copytree(model_dir, model)
+    before = tree(tmp_path)
+    for target, relation in (
+        (model, "is"),
+        (model / "hub-repo", "is inside"),
+        (model / ".." / "run", "is"),
+        (tmp_path / "outputs", "contains"),
+        (tmp_path, "contains"),
+    ):
+        for overwrite in ({}, {"overwrite": True}):
+            with pytest.raises(ValueError, match=f"{relation} the model folder") as error:
+                publish(model, "org/x", dry_run=target, **overwrite)
+            assert str(error.value).startswith(f"`dry_run` {str(target)!r}")
+    assert tree(tmp_path) == before
+
+
+def test_overwrite_replaces_only_a_folder_publish_wrote(model_dir, tmp_path):
+    out = tmp_path / "hub-repo"
+    out.mkdir()  # an empty folder is fine without overwrite
+    publish(model_dir, "org/x", dry_run=out)
+    first = tree(out)
+    assert "model.safetensors" in first and ".vidla_publish" in first
+    with pytest.raises(ValueError, match="is not empty"):
+        publish(model_dir, "org/x", dry_run=out, eval_results=RESULTS)
+    assert tree(out) == first
+    publish(model_dir, "org/x", dry_run=out, eval_results=RESULTS, overwrite=True)
+    second = tree(out)
+    assert set(second) == set(first) | {"eval_results.json"}
+    assert ModelCard.load(out / "README.md").data.eval_results[0].metric_value == 41.5
+    assert second["model.safetensors"] == first["model.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["hub-repo"], "the old folder and the staging are gone"
+    (out / "my-notes.md").write_text("added by hand")
+    with pytest.raises(ValueError, match=r"1 file\(s\) that publish did not write \(my-notes.md\)"):
+        publish(model_dir, "org/x", dry_run=out, overwrite=True)
+    assert (out / "my-notes.md").read_text() == "added by hand" and tree(out)["README.md"] == second[
+        "README.md"
+    ]
+    with pytest.raises(ValueError, match="only applies with `dry_run`"):
+        publish(model_dir, "org/x", overwrite=True, api=RecordingApi())
+
+
+def test_a_failure_midway_leaves_the_earlier_folder_as_it_was(model_dir, tmp_path):
+    """A real write failure (the file size limit, as on a full disk) while the new weights are written."""
+    resource = pytest.importorskip("resource")
+    import signal
+
+    out = tmp_path / "hub-repo"
+    publish(model_dir, "org/x", dry_run=out)
+    before = tree(tmp_path)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, limit[1]))
+    try:
+        with pytest.raises(Exception, match="File too large"):
+            publish(model_dir, "org/x", dry_run=out, eval_results=RESULTS, overwrite=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert (model_dir / "model.safetensors").stat().st_size > 256 * 1024, "the limit did bite"
+    assert tree(tmp_path) == before, "the old folder byte-identical, no staging left beside it"
+
+
+# Nothing false: only Hub ids in the card's metadata, no local paths, no NaN.
+
+
+@pytest.fixture
+def run_layout(model_dir, tmp_path, monkeypatch):
+    """`proj/outputs/run` (a model folder) and `proj/webvid/clips` (local shards) seen from elsewhere."""
+    proj = tmp_path / "home" / "x" / "proj"
+    run = proj / "outputs" / "run"
+    run.mkdir(parents=True)
+    shutil.copyfile(model_dir / "config.json", run / "config.json")
+    (proj / "webvid" / "clips").mkdir(parents=True)
+    (proj / "webvid" / "clips" / "train-00000.tar").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+
+    def with_args(**training_args):
+        (run / "training_args.json").write_text(json.dumps({"max_steps": 7, **training_args}))
+        return run
+
+    with_args.proj = proj
+    return with_args
+
+
+@pytest.mark.parametrize(
+    ("train_data", "datasets", "described"),
+    [
+        ("/home/x/data/synthetic", None, "local data (synthetic)"),  # gone since: nothing more is known
+        ("{proj}/webvid/clips", None, "local WebDataset shards (clips)"),
+        ("data/synthetic", None, "local WebDataset shards (synthetic)"),  # the scripts' default
+        ("./my_shards/", None, "local data (my_shards)"),
+        (
+            "/data/webvid/train-{00000..00009}.tar",
+            None,
+            "local WebDataset shards (webvid/train-{00000..00009}.tar)",
+        ),
+        ("webvid/clips", None, "local WebDataset shards (clips)"),  # relative to the run's project folder
+        ("org/webvid", ["org/webvid"], "org/webvid"),
+    ],
+)
+def test_card_datasets_are_hub_ids_never_local_paths(run_layout, train_data, datasets, described):
+    run = run_layout(
+        train_data=train_data.replace("{proj}", str(run_layout.proj)),
+        init_from="/home/x/checkpoints/clip-b16",
+    )
+    card = build_model_card(run, "org/x")
+    assert card.data.datasets == datasets
+    assert f"- `train_data`: {described}\n" in card.text
+    assert card.data.base_model is None and "- `init_from`: a local checkpoint (clip-b16)\n" in card.text
+    assert "/home/x" not in str(card) and str(run.parent) not in str(card)
+
+
+def test_card_dataset_name_and_eval_datasets(run_layout):
+    run = run_layout(train_data="data/synthetic", init_from="openai/clip-vit-base-patch16")
+    local_eval = {**RESULTS, "dataset": {"name": "/home/x/data/synthetic", "split": "val"}}
+    card = build_model_card(run, "org/x", [local_eval, CLASSIFICATION], dataset_name="org/webvid-10m")
+    assert card.data.datasets == ["org/webvid-10m"] and card.data.base_model == "openai/clip-vit-base-patch16"
+    datasets = {(r.dataset_type, r.dataset_name) for r in card.data.eval_results}
+    assert datasets == {("local data (synthetic)",) * 2, ("k400", "k400")}
+    assert "/home/x" not in str(card)
+    for bad in ("not a dataset id", "org/name/extra", ""):
+        with pytest.raises(
+            ValueError, match=re.escape(f"`dataset_name` is not a valid Hub repo id: {bad!r}")
+        ):
+            build_model_card(run, "org/x", dataset_name=bad)
+
+
+NON_FINITE = [float("nan"), float("inf"), -float("inf")]
+
+
+@pytest.mark.parametrize("value", NON_FINITE)
+def test_non_finite_metrics_never_reach_the_card(model_dir, value):
+    retrieval = {**RESULTS, "metrics": {"text_to_video": {"R@1": value, "R@5": 70.0}}}
+    classification = {**CLASSIFICATION, "metrics": {"top1": 55.5, "top5": value}}
+    for bad, metric in ((retrieval, "'text_to_video R@1'"), (classification, "'top5'")):
+        message = re.escape(f"metric {metric} is {value!r}, not a finite number")
+        for build in (
+            load_eval_results,
+            eval_results_for_card,
+            lambda r: build_model_card(model_dir, "org/x", r),
+        ):
+            with pytest.raises(ValueError, match=message):
+                build([bad])
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", '"NaN"', '"inf"'])
+def test_non_finite_metrics_in_json_files_are_refused(tmp_path, literal):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(RESULTS).replace("41.5", literal))
+    assert math.isnan(json.loads("NaN")), "Python's json reads the NaN literal as a float"
+    with pytest.raises(ValueError, match="metric 'text_to_video R@1' is .*not a (finite )?number"):
+        load_eval_results(path)
+
+
+def test_non_finite_train_results_are_refused(model_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(model_dir, run)
+    (run / "train_results.json").write_text('{"after": {"R@1": NaN, "R@5": 3.0, "R@10": 5.0}}')
+    with pytest.raises(
+        ValueError, match=r"train_results.json'?: `after\['R@1'\]` is nan, not a finite number"
+    ):
+        build_model_card(run, "org/x")
+
+
+# Hub repo ids are checked by huggingface_hub's own rules, before anything is loaded or written.
+
+
+@pytest.mark.parametrize(
+    "repo_id", ["not a repo id", "org/name/extra", "", "-bad-/x", "org/" + "a" * 97, "a" * 97, "org/x.git"]
+)
+def test_invalid_repo_ids_fail_before_any_work(model_dir, tmp_path, monkeypatch, repo_id):
+    def tripwire(*args, **kwargs):
+        pytest.fail("the model was loaded before `repo_id` was checked")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", tripwire)
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", tripwire)
+    api = RecordingApi()
+    for kwargs in ({"dry_run": tmp_path / "repo"}, {"api": api}):
+        with pytest.raises(
+            ValueError, match=re.escape(f"`repo_id` is not a valid Hub repo id: {repo_id!r}.")
+        ):
+            publish(model_dir, repo_id, **kwargs)
+    assert api.calls == [] and list(tmp_path.iterdir()) == []
+    assert not list(model_dir.parent.glob(".*hub-upload*"))
+
+
+def test_repo_id_must_be_a_namespaced_string(model_dir):
+    with pytest.raises(ValueError, match=re.escape("`repo_id` must look like 'namespace/name', got 'name'.")):
+        publish(model_dir, "name", api=RecordingApi())
+    with pytest.raises(TypeError, match="`repo_id` must be a Hub repo id string, got NoneType"):
+        publish(model_dir, None, api=RecordingApi())
+
+
+def test_hub_doctests_are_not_skipped():
+    examples = [e for test in doctest.DocTestFinder().find(vidla_hf.hub) for e in test.examples]
+    assert len(examples) >= 5 and not [e.source for e in examples if e.options.get(doctest.SKIP)]

@@ -28,13 +28,25 @@ def compute_embeddings(
     share and the results are gathered on every process. Corrupt samples are skipped (and counted in
     `"skipped"`).
 
-    Example:
+    Example (a tiny untrained model on six synthetic clips):
 
     ```python
+    >>> import shutil, tempfile
+    >>> from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+    >>> from vidla_hf.data.synthetic import generate_synthetic_dataset
     >>> from vidla_hf.evaluation.embeddings import compute_embeddings
-    >>> out = compute_embeddings(model, processor, "data/synthetic", "val")  # doctest: +SKIP
-    >>> out["video_embeds"].shape  # doctest: +SKIP
-    torch.Size([128, 128])
+    >>> data = tempfile.mkdtemp()
+    >>> _ = generate_synthetic_dataset(data, {"val": 6}, clips_per_shard=6)
+    >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny", num_frames=2))  # 64 px, embeddings of 128
+    >>> video_processor = VidLAVideoProcessor(
+    ...     num_frames=2, size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64}
+    ... )
+    >>> processor = VidLAProcessor(video_processor, build_clip_tokenizer())
+    >>> out = compute_embeddings(model, processor, data, "val", batch_size=4)
+    >>> out["video_embeds"].shape, out["caption_embeds"].shape, len(out["keys"]), out["skipped"]
+    (torch.Size([6, 128]), torch.Size([6, 128]), 6, 0)
+    >>> shutil.rmtree(data)
+
     ```
     """
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)

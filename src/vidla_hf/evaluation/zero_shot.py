@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from .retrieval import _check_finite
+
 # CLIP's prompt templates for Kinetics-700 (Radford et al. 2021, `notebooks/Prompt_Engineering_for_ImageNet`).
 KINETICS_TEMPLATES = (
     "a photo of {}.",
@@ -52,13 +54,40 @@ def class_embeddings(model, processor, class_names: list[str], templates=("a vid
     return F.normalize(per_template.mean(dim=1), dim=-1)
 
 
+def _check_labels(labels: torch.Tensor, name: str, num_videos: int, num_choices: int) -> None:
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex():
+        raise TypeError(f"`{name}` must be an integer tensor of indices, got {labels!r}.")
+    if labels.shape != (num_videos,):
+        raise ValueError(
+            f"`{name}` must have shape ({num_videos},), one per video, got {tuple(labels.shape)}."
+        )
+    outside = (labels < 0) | (labels >= num_choices)
+    if bool(outside.any()):
+        raise ValueError(
+            f"`{name}` must be indices in [0, {num_choices}), got {int(outside.sum())} outside it "
+            f"(first: {int(labels[outside][0])})."
+        )
+
+
 def zero_shot_accuracy(
     video_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
 ) -> dict[str, float]:
-    """Top-k accuracy (%) of videos against class embeddings; `labels` are class indices."""
-    if video_embeds.shape[0] != labels.shape[0]:
-        raise ValueError(f"{video_embeds.shape[0]} videos but {labels.shape[0]} labels.")
+    """Top-k accuracy (%) of videos against class embeddings; `labels` are class indices.
+
+    NaN / inf embeddings and labels outside the classes raise `ValueError`.
+    """
+    for tensor, name in ((video_embeds, "video_embeds"), (class_embeds, "class_embeds")):
+        _check_finite(tensor, name)
+        if tensor.ndim != 2 or tensor.shape[0] == 0:
+            raise ValueError(f"`{name}` must be a non-empty (N, D) matrix, got {tuple(tensor.shape)}.")
+    if video_embeds.shape[1] != class_embeds.shape[1]:
+        raise ValueError(
+            f"`video_embeds` and `class_embeds` must have the same width, got {video_embeds.shape[1]} and "
+            f"{class_embeds.shape[1]}."
+        )
+    _check_labels(labels, "labels", video_embeds.shape[0], class_embeds.shape[0])
     logits = F.normalize(video_embeds.float(), dim=-1) @ class_embeds.float().T  # (N, C)
+    _check_finite(logits, "video-class similarities")  # finite float64 beyond float32's range
     ranking = logits.argsort(dim=1, descending=True)
     return {
         f"top{k}": float((ranking[:, :k] == labels[:, None]).any(dim=1).float().mean() * 100)
@@ -70,14 +99,30 @@ def zero_shot_accuracy(
 def multiple_choice_accuracy(
     video_embeds: torch.Tensor, option_embeds: torch.Tensor, answers: torch.Tensor
 ) -> float:
-    """Accuracy (%) of picking the right caption among K: `option_embeds` (N, K, D), `answers` (N,)."""
-    if option_embeds.ndim != 3 or option_embeds.shape[0] != video_embeds.shape[0]:
+    """Accuracy (%) of picking the right caption among K: `option_embeds` (N, K, D), `answers` (N,).
+
+    NaN / inf embeddings and answers outside the K options raise `ValueError`.
+    """
+    _check_finite(video_embeds, "video_embeds")
+    _check_finite(option_embeds, "option_embeds")
+    if video_embeds.ndim != 2 or video_embeds.shape[0] == 0:
         raise ValueError(
-            f"`option_embeds` must be (N, K, D) with N={video_embeds.shape[0]}, got {tuple(option_embeds.shape)}."
+            f"`video_embeds` must be a non-empty (N, D) matrix, got {tuple(video_embeds.shape)}."
         )
+    if (
+        option_embeds.ndim != 3
+        or option_embeds.shape[::2] != video_embeds.shape
+        or option_embeds.shape[1] == 0
+    ):
+        raise ValueError(
+            f"`option_embeds` must be (N, K, D) with (N, D)={tuple(video_embeds.shape)}, got "
+            f"{tuple(option_embeds.shape)}."
+        )
+    _check_labels(answers, "answers", video_embeds.shape[0], option_embeds.shape[1])
     scores = torch.einsum(
         "nd,nkd->nk", F.normalize(video_embeds.float(), dim=-1), F.normalize(option_embeds.float(), dim=-1)
     )
+    _check_finite(scores, "video-option similarities")  # finite float64 beyond float32's range
     return float((scores.argmax(dim=1) == answers).float().mean() * 100)
 
 
