@@ -73,8 +73,8 @@ def measure_loading(clips: int) -> dict:
     import torch
 
     from vidla_hf import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+    from vidla_hf.data import VideoTextStream, collate_video_text, load_video_text_stream
     from vidla_hf.data.synthetic import generate_synthetic_dataset
-    from vidla_hf.training import VideoTextStream, collate_video_text, load_video_text_stream
 
     folder = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
     generate_synthetic_dataset(folder)

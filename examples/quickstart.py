@@ -17,9 +17,9 @@ from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
 import vidla_hf  # noqa: F401  (registers the Auto classes)
 from vidla_hf import VidLAModel, VidLAProcessor, VidLAVideoProcessor
+from vidla_hf.data import VideoTextStream, load_video_text_stream
 from vidla_hf.data.synthetic import generate_synthetic_dataset
 from vidla_hf.processing import build_clip_tokenizer
-from vidla_hf.training.data import VideoTextStream, load_video_text_stream
 
 DEFAULT_MODEL = "outputs/vidla-pretrain"
 

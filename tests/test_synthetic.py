@@ -80,7 +80,7 @@ def test_manifest_lists_the_shards(tmp_path):
 
 
 def test_a_smaller_regeneration_leaves_no_stale_shards_and_readers_go_by_the_manifest(tmp_path):
-    from vidla_hf.training.data import resolve_tar_shards
+    from vidla_hf.data import resolve_tar_shards
 
     generate_synthetic_dataset(tmp_path, {"train": 12}, clips_per_shard=3)  # train-00000 .. 00003
     (tmp_path / "notes.txt").write_text("mine")

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vidla_hf import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+from vidla_hf.data import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
 from vidla_hf.data.synthetic import encode_mp4, render_clip, sample_clip
-from vidla_hf.training import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..training.data import VideoTextStream, collate_video_text, load_video_text_stream
+from ..data.streams import VideoTextStream, collate_video_text, load_video_text_stream
 
 
 @torch.no_grad()

@@ -9,26 +9,21 @@
 
 from .arguments import RECIPES, TrainingArguments, build_parser, parse_args, validate_args
 from .checkpointing import ResumeMismatchError, find_checkpoint
-from .data import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
 from .loop import TrainingDivergedError, training_function
 from .losses import VidLALoss, gather_with_grad, info_nce
 from .setup import configure_trainable, parameter_groups
 
 __all__ = [
     "RECIPES",
-    "CorruptStreamError",
     "ResumeMismatchError",
     "TrainingArguments",
     "TrainingDivergedError",
     "VidLALoss",
-    "VideoTextStream",
     "build_parser",
-    "collate_video_text",
     "configure_trainable",
     "find_checkpoint",
     "gather_with_grad",
     "info_nce",
-    "load_video_text_stream",
     "parameter_groups",
     "parse_args",
     "training_function",

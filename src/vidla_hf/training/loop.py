@@ -16,6 +16,7 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torchdata.stateful_dataloader import StatefulDataLoader
 from tqdm.auto import tqdm
 
+from ..data.streams import VideoTextStream, collate_video_text, load_video_text_stream, source_fingerprint
 from ..evaluation.retrieval import evaluate_retrieval
 from .arguments import TrainingArguments, validate_args
 from .checkpointing import (
@@ -29,7 +30,6 @@ from .checkpointing import (
     truncate_loss_log,
     write_text_atomic,
 )
-from .data import VideoTextStream, collate_video_text, load_video_text_stream, source_fingerprint
 from .losses import VidLALoss
 from .setup import (
     VidLAContrastiveModule,
@@ -248,6 +248,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             check_finite_parameters(unwrapped, step)
             save_checkpoint(accelerator, args.output_dir, step, loader.state_dict(), layout)
         if step % args.eval_steps == 0 and step != last_step and accelerator.is_main_process:
+            check_finite_parameters(unwrapped, step)
             metrics = evaluate_on_val(unwrapped, processor, args)
             results.setdefault("during", {})[str(step)] = metrics
             accelerator.log(scalar_logs(metrics), step=step)
