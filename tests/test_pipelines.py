@@ -129,3 +129,106 @@ def test_saved_pipeline_runs_as_remote_code_without_vidla_hf(model_and_processor
         else pipe("a bar moves right", videos=[videos[0], videos[0]])
     )
     assert [r["score"] for r in remote] == pytest.approx([r["score"] for r in local], abs=1e-5)
+
+
+# "Nothing lost, nothing false": every input is scored as given or refused, naming the argument and the value.
+
+
+@pytest.fixture(scope="module")
+def classifier(model_and_processor):
+    model, processor = model_and_processor
+    return pipeline("zero-shot-video-classification", model=model, processor=processor)
+
+
+@pytest.fixture(scope="module")
+def retriever(model_and_processor):
+    model, processor = model_and_processor
+    return pipeline("video-text-retrieval", model=model, processor=processor)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"candidate_labels": ["a", "b", "a"]},
+            ValueError,
+            r"`candidate_labels` must be distinct, got \['a'\]",
+        ),
+        ({"candidate_labels": []}, ValueError, "`candidate_labels` must be a non-empty list"),
+        ({"candidate_labels": ["a"], "hypothesis_template": "{} and {}"}, ValueError, "exactly one '{}'"),
+        ({"candidate_labels": ["a"], "hypothesis_template": "a {x}"}, ValueError, "exactly one '{}'"),
+        ({"candidate_labels": ["a"], "hypothesis_template": "a {"}, ValueError, "exactly one '{}'"),
+        ({"candidate_label": ["a"]}, TypeError, r"'candidate_label' \(did you mean 'candidate_labels'\?\)"),
+        ({"candidate_labels": ["a"], "batch_size": 2}, ValueError, r"`batch_size` must be 1 .*got 2"),
+    ],
+)
+def test_zero_shot_bad_arguments_raise_before_decoding(classifier, tmp_path, kwargs, error, match):
+    missing = str(tmp_path / "never-read.mp4")  # reaching the decoder would raise VideoDecodeError instead
+    with pytest.raises(error, match=match):
+        classifier(missing, **kwargs)
+
+
+def test_zero_shot_templates_with_literal_braces_and_an_indexed_slot(classifier, model_and_processor, videos):
+    model, processor = model_and_processor
+    result = classifier(videos[0], candidate_labels=["a", "b"], hypothesis_template="{{clip}} of {0}")
+    expected = (
+        reference_logits(model, processor, ["{clip} of a", "{clip} of b"], [videos[0]])[0]
+        .softmax(-1)
+        .tolist()
+    )
+    assert {r["label"]: r["score"] for r in result} == pytest.approx(
+        {"a": expected[0], "b": expected[1]}, abs=1e-5
+    )
+
+
+def test_a_list_of_pil_frames_is_one_video(classifier, retriever, model_and_processor):
+    from PIL import Image
+
+    model, processor = model_and_processor
+    frames = frame_pattern(6, 64, 64)
+    pil_frames = [Image.fromarray(frame) for frame in frames]
+    labels = ["cooking", "a dog"]
+    result = classifier(pil_frames, candidate_labels=labels, hypothesis_template="{}")
+    expected = reference_logits(model, processor, labels, [frames])[0].softmax(-1).tolist()
+    assert {r["label"]: r["score"] for r in result} == pytest.approx(
+        dict(zip(labels, expected, strict=True)), abs=1e-5
+    )
+    ranked = retriever(pil_frames, texts=labels)
+    assert [r["text"] for r in ranked] == [
+        labels[i] for i in torch.argsort(torch.tensor(expected), descending=True)
+    ]
+
+
+def test_empty_batches_and_batching_raise(classifier, retriever, videos):
+    with pytest.raises(ValueError, match="`videos` is an empty list"):
+        classifier([], candidate_labels=["a"])
+    with pytest.raises(ValueError, match="The query is an empty list"):
+        retriever([], texts=["a"])
+    # Batching several inputs into one forward pass used to mix their candidates (each result kept one label).
+    for pipe, kwargs in ((classifier, {"candidate_labels": ["a", "b"]}), (retriever, {"videos": videos})):
+        with pytest.raises(ValueError, match=r"`batch_size` must be 1 \(or None\) .*got 2"):
+            pipe(videos[:2] if pipe is classifier else ["a", "b"], batch_size=2, **kwargs)
+        with pytest.raises(ValueError, match=r"`batch_size` must be 1 \(or None\) .*got 4"):
+            pipeline(pipe.task, model=pipe.model, processor=pipe.processor, batch_size=4)
+
+
+def test_retrieval_bad_keywords_and_path_candidates(retriever, videos):
+    from pathlib import Path
+
+    with pytest.raises(TypeError, match=r"'video' \(did you mean 'videos'\?\)"):
+        retriever("a query", video=videos)
+    ranked = retriever("a query", videos=[Path(v) for v in videos])
+    assert sorted(r["video"] for r in ranked) == sorted(videos)  # paths, not None
+
+
+def test_retrieval_queries_are_not_paired_with_the_gallery(retriever, model_and_processor, videos):
+    """Two text queries against three videos: each query is ranked over the whole gallery, as on its own."""
+    model, processor = model_and_processor
+    queries = ["a bar moves right", "a red circle"]
+    rankings = retriever(queries, videos=videos)
+    assert len(rankings) == 2
+    logits = reference_logits(model, processor, queries, videos)  # (videos, texts)
+    for query_index, ranking in enumerate(rankings):
+        assert [r["index"] for r in ranking] == torch.argsort(
+            logits[:, query_index], descending=True
+        ).tolist()

@@ -1,4 +1,5 @@
 import os
+import time
 
 import numpy as np
 import pytest
@@ -105,3 +106,144 @@ def test_model_and_processor_as_remote_code_without_vidla_hf(processor, tmp_path
     with torch.no_grad():
         expected = model(**inputs).logits_per_video
     torch.testing.assert_close(torch.tensor(remote), expected)
+
+
+# "Nothing lost, nothing false": every argument is used or refused, naming it, its value and what is accepted.
+
+VIDEO = np.random.default_rng(0).integers(0, 256, (9, 64, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "typo", "meant"),
+    [
+        ({"videos": VIDEO, "num_frame": 8}, "num_frame", "num_frames"),
+        ({"videos": VIDEO, "trainng": True}, "trainng", "training"),
+        ({"text": "a dog", "trainng": True}, "trainng", "training"),
+        ({"text": "a dog", "max_lenght": 10}, "max_lenght", "max_length"),
+        ({"text": "a dog", "videos_kwargs": {"num_frame": 8}}, "num_frame", "num_frames"),
+    ],
+)
+def test_misspelt_keywords_raise_naming_the_close_valid_one(processor, kwargs, typo, meant):
+    with pytest.raises(
+        TypeError, match=rf"unexpected keyword argument '{typo}' \(did you mean '{meant}'\?\)"
+    ):
+        processor(return_tensors="pt", **kwargs)
+
+
+def test_keywords_transformers_passes_still_reach_their_processor(processor):
+    tokenizer = processor.tokenizer
+    batch = processor(
+        text=["a dog", "a cat runs"],
+        videos=[VIDEO, VIDEO],
+        return_tensors="np",
+        device="cpu",
+        padding="max_length",
+        max_length=12,
+        return_metadata=True,
+        images=None,
+        audio=None,
+    )
+    assert isinstance(batch["input_ids"], np.ndarray) and batch["input_ids"].shape == (2, 12)
+    expected = tokenizer(["a dog", "a cat runs"], padding="max_length", max_length=12)["input_ids"]
+    assert batch["input_ids"].tolist() == expected
+    assert batch["pixel_values_videos"].shape == (2, 4, 3, 64, 64)
+    # transformers' per-modality dictionaries (dropped silently before): `num_frames` reaches the videos.
+    nested = processor(
+        text="a dog",
+        videos=VIDEO,
+        videos_kwargs={"num_frames": 3},
+        text_kwargs={"padding": "max_length", "max_length": 9},
+        common_kwargs={"return_tensors": "pt"},
+    )
+    assert nested["pixel_values_videos"].shape == (1, 3, 3, 64, 64)
+    assert (
+        nested["input_ids"].tolist() == tokenizer(["a dog"], padding="max_length", max_length=9)["input_ids"]
+    )
+    with pytest.raises(ValueError, match="takes `text` and `videos`, got `images`"):
+        processor(text="a dog", images=[VIDEO[0]])
+
+
+def test_num_frames_zero_or_negative_raises_at_construction_and_per_call(processor):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=rf"`num_frames` must be an int >= 1 .*got {bad}"):
+            VidLAProcessor(VidLAVideoProcessor(num_frames=bad), processor.tokenizer)
+        with pytest.raises(ValueError, match=rf"`num_frames` must be an int >= 1 .*got {bad}"):
+            processor(videos=VIDEO, num_frames=bad, return_tensors="pt")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"videos": []}, ValueError, r"`videos` is empty \(list of length 0\): pass at least one video"),
+        ({"videos": np.zeros((0, 64, 64, 3), np.uint8)}, ValueError, r"has shape \(0, 64, 64, 3\)"),
+        ({"videos": [VIDEO, []]}, ValueError, r"`videos\[1\]` is an empty list of frames"),
+        ({"videos": torch.full((4, 3, 64, 64), float("nan"))}, ValueError, "49152 NaN and 0 infinite"),
+        (
+            {"text": []},
+            ValueError,
+            r"`text` is an empty list: pass a string or a list of at least one string",
+        ),
+        ({"text": ["a", 3]}, TypeError, r"`text\[1\]` must be a string, got int \(3\)"),
+        ({"text": [""], "add_special_tokens": False}, ValueError, "`add_special_tokens` must be True"),
+        ({"text": "a dog", "max_length": 1}, ValueError, r"`max_length` must be between 2 and 77 .*got 1"),
+        ({"text": "a dog", "max_length": 0}, ValueError, r"`max_length` must be between 2 and 77 .*got 0"),
+        ({"text": "a dog", "max_length": 78}, ValueError, r"`max_length` must be between 2 and 77 .*got 78"),
+    ],
+)
+def test_empty_and_invalid_inputs_raise(processor, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        processor(return_tensors="pt", **kwargs)
+
+
+def test_shortest_texts_the_tokenizer_allows_keep_bos_and_eos(processor):
+    # CLIP's own encoding of "" is [BOS, EOS]; max_length=2 leaves exactly that of any text.
+    batch = processor(text=["", "a photo of a cat"], max_length=2, return_tensors="pt")
+    assert batch["input_ids"].tolist() == [[49406, 49407], [49406, 49407]]
+
+
+TYPO_PATHS = ["./runs/typo", "/abs/typo", "~/typo", "runs/typo/", "runs/exp/typo"]
+
+
+@pytest.mark.parametrize("path", TYPO_PATHS)
+@pytest.mark.parametrize("loader", [VidLAProcessor, VidLAVideoProcessor])
+def test_a_missing_local_path_fails_at_once_naming_the_folder(loader, path, tmp_path, monkeypatch):
+    from vidla_hf.processing.input_checks import NoSuchFolderError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expanded = os.path.abspath(os.path.expanduser(path))
+    assert expanded.startswith((str(tmp_path), "/abs"))
+    started = time.perf_counter()
+    with pytest.raises(NoSuchFolderError) as caught:
+        loader.from_pretrained(path)
+    assert time.perf_counter() - started < 1.0
+    assert str(caught.value).startswith(f"no such folder: {expanded} (from {path!r}).")
+    assert caught.value.path == expanded
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, FileNotFoundError)
+
+
+def test_hub_ids_and_existing_folders_are_not_taken_for_missing_paths(processor, tmp_path, monkeypatch):
+    from vidla_hf.processing.input_checks import NoSuchFolderError, looks_like_local_path
+
+    assert all(looks_like_local_path(p) for p in TYPO_PATHS)
+    assert not any(looks_like_local_path(p) for p in ["org/name", "name", "openai/clip-vit-base-patch16"])
+    # `org/name` goes to the Hub (here offline: transformers' own error, not ours).
+    with pytest.raises(OSError) as caught:
+        VidLAProcessor.from_pretrained("org/name", local_files_only=True)
+    assert not isinstance(caught.value, NoSuchFolderError)
+    processor.save_pretrained(tmp_path / "run")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for path in ("./run", "run/", "~/run", str(tmp_path / "run")):  # transformers itself does not expand `~`
+        assert type(VidLAProcessor.from_pretrained(path)) is VidLAProcessor
+        assert VidLAVideoProcessor.from_pretrained(path).num_frames == 4
+
+
+@pytest.mark.parametrize("path", ["./runs/typo", "/abs/typo", "~/typo"])
+def test_auto_processor_with_a_missing_path_fails_fast_without_the_hub(path):
+    """`AutoProcessor` and `pipeline()` find the class in the folder, so our check cannot run; transformers
+    rejects these strings as Hub ids at once (a misleading message, but no network wait)."""
+    started = time.perf_counter()
+    with pytest.raises(OSError, match="Repo id must"):
+        AutoProcessor.from_pretrained(path)
+    assert time.perf_counter() - started < 5.0

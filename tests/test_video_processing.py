@@ -185,3 +185,120 @@ def test_auto_video_processor_round_trip(tmp_path):
         processor(video, return_tensors="pt")["pixel_values_videos"],
     )
     assert loaded(video, return_tensors="pt")["pixel_values_videos"].shape == (1, 5, 3, 112, 112)
+
+
+# "Nothing lost, nothing false": bad arguments raise, naming the argument and the value, before any decoding.
+
+
+@pytest.mark.parametrize("num_frames", [0, -3, 2.5, True, "8"])
+def test_num_frames_must_be_a_positive_int_at_construction_and_per_call(num_frames):
+    with pytest.raises(ValueError, match=rf"`num_frames` must be an int >= 1.*got {num_frames!r}"):
+        VidLAVideoProcessor(num_frames=num_frames)
+    with pytest.raises(ValueError, match=rf"`num_frames` must be an int >= 1.*got {num_frames!r}"):
+        VidLAVideoProcessor(num_frames=4)(random_video(8, 32, 32), num_frames=num_frames, return_tensors="pt")
+
+
+def test_num_frames_given_per_call_is_the_number_of_frames_returned():
+    processor = VidLAVideoProcessor(num_frames=4, size={"shortest_edge": 32}, crop_size=32)
+    for num_frames in (1, 3, 7):
+        out = processor(random_video(10, 32, 32), num_frames=num_frames, return_tensors="pt")
+        assert out["pixel_values_videos"].shape == (1, num_frames, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "typo", "meant"),
+    [({"num_frame": 8}, "num_frame", "num_frames"), ({"trainng": True}, "trainng", "training")],
+)
+def test_misspelt_keywords_raise_naming_the_close_valid_one(kwargs, typo, meant):
+    expected = rf"unexpected keyword argument '{typo}' \(did you mean '{meant}'\?\)"
+    with pytest.raises(TypeError, match=expected):
+        VidLAVideoProcessor(**kwargs)
+    with pytest.raises(TypeError, match=expected):
+        VidLAVideoProcessor()(random_video(4, 32, 32), return_tensors="pt", **kwargs)
+
+
+def test_keywords_transformers_passes_still_work():
+    processor = VidLAVideoProcessor(
+        num_frames=2, size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    out = processor(
+        random_video(6, 32, 32),
+        return_tensors="pt",
+        device="cpu",
+        do_sample_frames=True,
+        return_metadata=True,
+        do_convert_rgb=True,
+        data_format="channels_first",
+        video_backend="pyav",
+        frame_sampling="uniform",
+        seed=0,
+    )
+    assert out["pixel_values_videos"].shape == (1, 2, 3, 32, 32)
+    assert out["video_metadata"][0].frames_indices.tolist() == uniform_frame_indices(6, 2).tolist()
+
+
+def test_fps_sampling_is_refused_rather_than_ignored():
+    with pytest.raises(ValueError, match=r"`fps` sampling is not supported, got fps=2"):
+        VidLAVideoProcessor()(random_video(), fps=2, return_tensors="pt")
+    with pytest.raises(ValueError, match="fps"):
+        VidLAVideoProcessor(fps=2)
+
+
+@pytest.mark.parametrize(
+    ("videos", "match"),
+    [
+        (
+            np.zeros((0, 32, 48, 3), np.uint8),
+            r"`videos` has shape \(0, 32, 48, 3\): a video needs at least one",
+        ),
+        (torch.zeros(0, 3, 32, 48, dtype=torch.uint8), r"`videos` has shape \(0, 3, 32, 48\)"),
+        (
+            [random_video(4, 32, 32), np.zeros((0, 32, 32, 3), np.uint8)],
+            r"`videos\[1\]` has shape \(0, 32, 32, 3\)",
+        ),
+        ([random_video(4, 32, 32), []], r"`videos\[1\]` is an empty list of frames"),
+        ([], r"`videos` is empty \(list of length 0\): pass at least one video \(a path"),
+        (np.zeros((0, 4, 32, 32, 3), np.uint8), r"`videos` is empty \(ndarray of length 0\)"),
+    ],
+)
+def test_videos_without_frames_and_empty_batches_raise(videos, match):
+    with pytest.raises(ValueError, match=match):
+        VidLAVideoProcessor(num_frames=2)(videos, return_tensors="pt")
+
+
+@pytest.mark.parametrize(
+    ("bad", "counts"),
+    [
+        (float("nan"), "1 NaN and 0 infinite"),
+        (float("inf"), "0 NaN and 1 infinite"),
+        (-float("inf"), "0 NaN and 1 infinite"),
+    ],
+)
+def test_non_finite_float_pixels_raise(bad, counts):
+    # Frame 4 is not among the 2 sampled of 5 (1 and 3): whether a call fails must not depend on sampling.
+    video = torch.full((5, 3, 32, 32), 128.0)
+    video[4, 1, 4, 7] = bad
+    processor = VidLAVideoProcessor(num_frames=2)
+    expected = rf"`videos` has {counts} pixel values \(shape \(5, 3, 32, 32\), the first in frame 4\)"
+    with pytest.raises(ValueError, match=expected):
+        processor(video, return_tensors="pt")
+    with pytest.raises(ValueError, match=rf"`videos\[1\]` has {counts}"):
+        processor([torch.zeros(2, 3, 32, 32), video], return_tensors="pt")
+
+
+def test_the_whole_batch_is_checked_before_any_video_is_decoded(tmp_path, monkeypatch):
+    from vidla_hf.processing import video_processing_vidla
+
+    path = write_mp4(tmp_path / "v.mp4", frame_pattern(8, 32, 32))
+
+    def must_not_decode(*args, **kwargs):
+        raise AssertionError("a video was decoded before the batch was checked")
+
+    monkeypatch.setattr(video_processing_vidla, "read_video", must_not_decode)
+    processor = VidLAVideoProcessor(num_frames=2)
+    with pytest.raises(ValueError, match=r"`videos\[1\]` has shape \(0, 32, 32, 3\)"):
+        processor([path, np.zeros((0, 32, 32, 3), np.uint8)], return_tensors="pt")
+    with pytest.raises(ValueError, match=r"missing\.mp4' does not exist"):
+        processor([path, tmp_path / "missing.mp4"], return_tensors="pt")
+    with pytest.raises(ValueError, match=r"`num_frames` must be an int >= 1"):
+        processor([path], num_frames=0, return_tensors="pt")

@@ -4,11 +4,18 @@ Kept free of `vidla_hf` imports (siblings only) so that it works as Hub remote c
 """
 
 from transformers.image_processing_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 
+from .input_checks import check_keywords, check_local_folder
 from .video_processing_vidla import VidLAVideoProcessorKwargs
 
 CLIP_CONTEXT_LENGTH = 77
+# A VERY_LARGE_INTEGER `model_max_length` means the tokenizer declares no context length.
+UNDECLARED_CONTEXT_LENGTH = 10**6
+
+
+class VidLAProcessorKwargs(ProcessingKwargs, total=False):
+    videos_kwargs: VidLAVideoProcessorKwargs
 
 
 class VidLAProcessor(ProcessorMixin):
@@ -20,7 +27,9 @@ class VidLAProcessor(ProcessorMixin):
     tokens between [BOS] and [EOS]) and `pixel_values_videos` `(batch, frames, 3, 224, 224)`. Either input
     may be left out. The empty string is a valid text: it encodes to `[BOS, EOS]` and gets an embedding like
     any other text. Keyword arguments of the video processor (`num_frames`, `training`, `seed`,
-    `video_backend`, ...) go to it; the rest go to the tokenizer.
+    `video_backend`, ...) go to it, those of the tokenizer (`padding`, `max_length`, ...) to the tokenizer;
+    `videos_kwargs={...}` / `text_kwargs={...}` also work. An unknown keyword is a `TypeError` naming the
+    closest known one.
 
     Example:
 
@@ -37,35 +46,79 @@ class VidLAProcessor(ProcessorMixin):
     ```
     """
 
+    valid_processor_kwargs = VidLAProcessorKwargs
+    # Defaults of the tokenizer's keywords: pad to the longest text, truncate to CLIP's context.
+    text_kwargs = {"padding": True, "truncation": True, "max_length": CLIP_CONTEXT_LENGTH}
+
     def __init__(self, video_processor=None, tokenizer=None, **kwargs):
         super().__init__(video_processor, tokenizer, **kwargs)
 
-    def __call__(self, text=None, videos=None, return_tensors=None, **kwargs) -> BatchFeature:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As `ProcessorMixin.from_pretrained`, but a path-like argument (`./run`, `/abs/run`, `~/run`,
+        `run/`) that does not exist fails at once instead of being looked up on the Hub; `~` is expanded."""
+        return super().from_pretrained(check_local_folder(pretrained_model_name_or_path), *args, **kwargs)
+
+    def _check_keywords(self, kwargs: dict) -> None:
+        modality_keys = {
+            "text_kwargs": set(VidLAProcessorKwargs.__annotations__["text_kwargs"].__annotations__),
+            "videos_kwargs": set(self.video_processor.valid_kwargs.__annotations__),
+        }
+        modality_keys["common_kwargs"] = modality_keys["text_kwargs"] | modality_keys["videos_kwargs"]
+        processor_keys = {
+            key for key in VidLAProcessorKwargs.__annotations__ if not key.endswith("_kwargs")
+        } | {"images", "audio"}
+        accepted = set(modality_keys) | modality_keys["common_kwargs"] | processor_keys
+        check_keywords(kwargs, accepted, f"{type(self).__name__}.__call__()")
+        for group, keys in modality_keys.items():
+            check_keywords(kwargs.get(group) or {}, keys, f"`{group}` of {type(self).__name__}.__call__()")
+
+    def _check_text(self, text, text_kwargs: dict) -> list[str]:
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+        if not texts:
+            raise ValueError(
+                f"`text` is an empty {type(text).__name__}: pass a string or a list of at least one string "
+                '(the empty string "" is a valid text).'
+            )
+        for index, item in enumerate(texts):
+            if not isinstance(item, str):
+                raise TypeError(f"`text[{index}]` must be a string, got {type(item).__name__} ({item!r}).")
+        if text_kwargs.get("add_special_tokens") is False:
+            raise ValueError(
+                "`add_special_tokens` must be True (the default), got False: the text tower pools the [EOS] "
+                "token, so a text without it gets the embedding of another token (and an empty text no "
+                "tokens at all)."
+            )
+        max_length = text_kwargs.get("max_length")
+        context = getattr(self.tokenizer, "model_max_length", None) or UNDECLARED_CONTEXT_LENGTH
+        upper = context if context < UNDECLARED_CONTEXT_LENGTH else None
+        if max_length is not None and (max_length < 2 or (upper is not None and max_length > upper)):
+            accepted = f"between 2 and {upper} (the tokenizer's context)" if upper else ">= 2"
+            raise ValueError(
+                f"`max_length` must be {accepted}, with room for [BOS] and [EOS], got {max_length!r}."
+            )
+        return list(texts)
+
+    def __call__(self, text=None, videos=None, **kwargs: Unpack[VidLAProcessorKwargs]) -> BatchFeature:
         if text is None and videos is None:
             raise ValueError("Pass `text`, `videos` or both.")
-        video_keys = set(VidLAVideoProcessorKwargs.__annotations__)
-        video_kwargs = {k: v for k, v in kwargs.items() if k in video_keys}
-        text_kwargs = {k: v for k, v in kwargs.items() if k not in video_keys}
+        self._check_keywords(kwargs)
+        for modality in ("images", "audio"):
+            if kwargs.pop(modality, None) is not None:
+                raise ValueError(f"{type(self).__name__} takes `text` and `videos`, got `{modality}`.")
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        text_kwargs, videos_kwargs = merged["text_kwargs"], merged["videos_kwargs"]
+        # Every argument is checked before any decoding.
+        self.video_processor.check_call_kwargs(videos_kwargs)
+        texts = self._check_text(text, text_kwargs) if text is not None else None
+        return_tensors = text_kwargs.get("return_tensors", videos_kwargs.get("return_tensors"))
         data = {}
-        if text is not None:
-            texts = [text] if isinstance(text, str) else text
-            if (
-                not isinstance(texts, (list, tuple))
-                or not texts
-                or not all(isinstance(t, str) for t in texts)
-            ):
-                raise TypeError(
-                    f"`text` must be a string or a non-empty list of strings, got {type(text).__name__}."
-                )
-            text_kwargs = {
-                "padding": True,
-                "truncation": True,
-                "max_length": CLIP_CONTEXT_LENGTH,
-                **text_kwargs,
-            }
-            data.update(self.tokenizer(list(texts), return_tensors=return_tensors, **text_kwargs))
+        if texts is not None:
+            data.update(self.tokenizer(texts, **text_kwargs))
         if videos is not None:
-            data.update(self.video_processor(videos, return_tensors=return_tensors, **video_kwargs))
+            data.update(self.video_processor(videos, **videos_kwargs))
         return BatchFeature(data=data, tensor_type=return_tensors)
 
     @property

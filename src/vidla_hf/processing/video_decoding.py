@@ -47,8 +47,11 @@ def available_backends() -> list[str]:
     return found
 
 
-def _read_source(source: VideoSource) -> str | bytes:
-    """A path (checked) or the bytes of an in-memory source."""
+def check_source(source: VideoSource) -> None:
+    """The checks that need no reading: the type, and that a path is a non-empty file and bytes are not empty.
+
+    Lets a batch fail on its fifth video before the first four are decoded.
+    """
     name = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -56,17 +59,27 @@ def _read_source(source: VideoSource) -> str | bytes:
             raise VideoDecodeError(f"Video {name} does not exist.")
         if path.stat().st_size == 0:
             raise VideoDecodeError(f"Video {name} is an empty (0-byte) file.")
-        return os.fspath(path)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    elif hasattr(source, "read"):
-        data = source.read()
-        if not isinstance(data, bytes):
-            raise TypeError(f"Video file object {name} must be opened in binary mode.")
-    else:
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise VideoDecodeError(f"Video {name} is empty (0 bytes).")
+    elif not hasattr(source, "read"):
         raise TypeError(
             f"A video source must be a path, bytes or a binary file object, got {type(source).__name__}."
         )
+
+
+def _read_source(source: VideoSource) -> str | bytes:
+    """A path (checked) or the bytes of an in-memory source."""
+    name = describe_source(source)
+    check_source(source)
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        data = source.read()
+        if not isinstance(data, bytes):
+            raise TypeError(f"Video file object {name} must be opened in binary mode.")
     if not data:
         raise VideoDecodeError(f"Video {name} is empty (0 bytes).")
     return data
@@ -180,9 +193,17 @@ def read_video(
     Example:
 
     ```python
-    >>> from functools import partial
+    >>> import numpy as np
+    >>> from vidla_hf.data.synthetic import encode_mp4
     >>> from vidla_hf.processing import read_video, sample_frame_indices
-    >>> frames, meta = read_video("clip.mp4", lambda m: sample_frame_indices(m.total_num_frames, 12))  # doctest: +SKIP
+    >>> video = encode_mp4(np.zeros((30, 64, 64, 3), np.uint8))  # 30 frames as MP4 bytes; or a path, a file
+    >>> frames, meta = read_video(video, lambda m: sample_frame_indices(m.total_num_frames, 6))
+    >>> frames.shape, frames.dtype, meta.total_num_frames, meta.frames_indices.tolist()
+    ((6, 64, 64, 3), dtype('uint8'), 30, [2, 7, 12, 17, 22, 27])
+    >>> read_video(video, [0, 30])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: Frame indices [0, 30] are out of range for <...> (30 frames).
+
     ```
     """
     if backend not in BACKENDS:
@@ -228,6 +249,7 @@ __all__ = [
     "BACKENDS",
     "VideoDecodeError",
     "available_backends",
+    "check_source",
     "describe_source",
     "probe_video",
     "read_video",

@@ -17,10 +17,17 @@ from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
 from .frame_sampling import SAMPLING_STRATEGIES, sample_frame_indices
-from .video_decoding import BACKENDS, read_video
+from .input_checks import check_keywords, check_local_folder
+from .video_decoding import BACKENDS, check_source, read_video
 
 # Paper §5: multi-scale random crop with scales 1.0 and 0.8, aspect kept, and random horizontal flip.
 TRAINING_CROP_SCALES = (1.0, 0.8)
+# Keys a saved configuration holds besides the options (`from_pretrained` passes them to `__init__`).
+SAVED_METADATA_KEYS = ("auto_map", "video_processor_type", "image_processor_type", "processor_class")
+VIDEO_TYPES = (
+    "a path, bytes, a binary file object, a numpy (T, H, W, C) uint8 array, a torch (T, C, H, W) uint8 or "
+    "float tensor, or a list of PIL images"
+)
 
 
 class VidLAVideoProcessorKwargs(VideosKwargs, total=False):
@@ -54,15 +61,18 @@ def _is_single_video(videos) -> bool:
     return isinstance(videos, (list, tuple)) and len(videos) > 0 and isinstance(videos[0], Image.Image)
 
 
-def _frames_to_rgb_tensor(video) -> torch.Tensor:
+def _frames_to_rgb_tensor(video, name: str = "`videos`") -> torch.Tensor:
     """A `(T, 3, H, W)` tensor from numpy `(T, H, W, C)`, torch `(T, C, H, W)` or a list of PIL images.
 
     Grayscale is repeated to three channels; RGBA is composited onto white (as `PIL.Image.convert` users
-    expect from CLIP's `convert_to_rgb`).
+    expect from CLIP's `convert_to_rgb`). `name` says which video of the call an error is about.
     """
     if isinstance(video, (list, tuple)):
-        if not video or not all(isinstance(frame, Image.Image) for frame in video):
-            raise ValueError("A video given as a list must be a non-empty list of PIL images.")
+        if not video:
+            raise ValueError(f"{name} is an empty list of frames; a video needs at least one frame.")
+        if not all(isinstance(frame, Image.Image) for frame in video):
+            kinds = sorted({type(frame).__name__ for frame in video})
+            raise TypeError(f"{name}: a video given as a list must be a list of PIL images, got {kinds}.")
         frames = []
         for frame in video:
             if frame.mode in ("RGBA", "LA", "P"):
@@ -72,31 +82,47 @@ def _frames_to_rgb_tensor(video) -> torch.Tensor:
             frames.append(np.asarray(frame.convert("RGB")))
         if len({f.shape for f in frames}) > 1:
             raise ValueError(
-                f"The frames of one video must share a size, got {sorted({f.shape for f in frames})}."
+                f"The frames of one video must share a size, got {sorted({f.shape for f in frames})} "
+                f"in {name}."
             )
         video = np.stack(frames)  # (T, H, W, 3)
     if isinstance(video, np.ndarray):
         if video.ndim != 4 or video.shape[-1] not in (1, 3, 4):
             raise ValueError(
-                f"A numpy video must have shape (frames, height, width, 1|3|4), got {video.shape}."
+                f"A numpy video must have shape (frames, height, width, 1|3|4), got {video.shape} in {name}."
             )
         if video.dtype != np.uint8:
-            raise ValueError(f"A numpy video must be uint8, got {video.dtype} with shape {video.shape}.")
+            raise ValueError(
+                f"A numpy video must be uint8, got {video.dtype} with shape {video.shape} in {name}."
+            )
+        shape = video.shape
+        frames_count, height, width = shape[:3]
         video = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2)  # (T, C, H, W)
     elif isinstance(video, torch.Tensor):
         if video.ndim != 4 or video.shape[1] not in (1, 3, 4):
             raise ValueError(
-                f"A torch video must have shape (frames, 1|3|4, height, width), got {tuple(video.shape)}."
+                "A torch video must have shape (frames, 1|3|4, height, width), got "
+                f"{tuple(video.shape)} in {name}."
             )
         if not (video.dtype == torch.uint8 or video.is_floating_point()):
-            raise ValueError(f"A torch video must be uint8 or floating point, got {video.dtype}.")
+            raise ValueError(f"A torch video must be uint8 or floating point, got {video.dtype} in {name}.")
+        shape = tuple(video.shape)
+        frames_count, height, width = shape[0], shape[2], shape[3]
     else:
-        raise TypeError(
-            "A video must be a path, bytes, a binary file object, a numpy (T, H, W, C) uint8 array, a torch "
-            f"(T, C, H, W) tensor or a list of PIL images, got {type(video).__name__}."
+        raise TypeError(f"A video must be {VIDEO_TYPES}, got {type(video).__name__} in {name}.")
+    if frames_count == 0 or height == 0 or width == 0:
+        raise ValueError(
+            f"{name} has shape {shape}: a video needs at least one frame, of non-zero height and width."
         )
-    if video.shape[0] == 0 or video.shape[-1] == 0 or video.shape[-2] == 0:
-        raise ValueError(f"A video must have at least one non-empty frame, got shape {tuple(video.shape)}.")
+    if video.is_floating_point():
+        finite = torch.isfinite(video)
+        if not finite.all():
+            first_frame = int((~finite).flatten(1).any(1).nonzero()[0])
+            raise ValueError(
+                f"{name} has {int(video.isnan().sum())} NaN and {int(video.isinf().sum())} infinite pixel "
+                f"values (shape {shape}, the first in frame {first_frame}); pixel values must be finite "
+                "(0-255, or 0-1 with `do_rescale=False`)."
+            )
     channels = video.shape[1]
     if channels == 1:
         video = video.expand(-1, 3, -1, -1)
@@ -155,17 +181,55 @@ class VidLAVideoProcessor(BaseVideoProcessor):
     model_input_names = ["pixel_values_videos"]
 
     def __init__(self, **kwargs: Unpack[VidLAVideoProcessorKwargs]):
+        accepted = set(self.valid_kwargs.__annotations__) | set(SAVED_METADATA_KEYS)
+        accepted |= {
+            k for k in dir(type(self)) if not k.startswith("_") and not callable(getattr(type(self), k))
+        }
+        check_keywords(kwargs, accepted, f"{type(self).__name__}()")
         super().__init__(**kwargs)
-        self._check_options(self.frame_sampling, self.video_backend)
+        self._check_options({})
 
-    @staticmethod
-    def _check_options(frame_sampling, video_backend) -> None:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """As `BaseVideoProcessor.from_pretrained`, but a path-like argument (`./run`, `/abs/run`, `~/run`,
+        `run/`) that does not exist fails at once instead of being looked up on the Hub; `~` is expanded."""
+        return super().from_pretrained(check_local_folder(pretrained_model_name_or_path), *args, **kwargs)
+
+    def _check_options(self, kwargs: dict) -> None:
+        """Checks the options of a call (`kwargs`, else this processor's own), before any decoding."""
+
+        def option(key):
+            value = kwargs.get(key)
+            return getattr(self, key, None) if value is None else value
+
+        num_frames = option("num_frames")
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+            raise ValueError(
+                f"`num_frames` must be an int >= 1 (frames sampled per video), got {num_frames!r}."
+            )
+        if option("fps") is not None:
+            raise ValueError(
+                f"`fps` sampling is not supported, got fps={option('fps')!r}: VidLA samples `num_frames` "
+                "frames per video (segment centres, or one random frame per segment in training); leave "
+                "`fps` as None."
+            )
+        frame_sampling = option("frame_sampling")
         if frame_sampling is not None and frame_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(
                 f"`frame_sampling` must be one of {SAMPLING_STRATEGIES} or None, got {frame_sampling!r}."
             )
-        if video_backend not in BACKENDS:
-            raise ValueError(f"`video_backend` must be one of {BACKENDS}, got {video_backend!r}.")
+        if option("video_backend") not in BACKENDS:
+            raise ValueError(f"`video_backend` must be one of {BACKENDS}, got {option('video_backend')!r}.")
+        seed = option("seed")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise ValueError(f"`seed` must be None or an int >= 0, got {seed!r}.")
+
+    def check_call_kwargs(self, kwargs: dict) -> None:
+        """Raises for a keyword `preprocess` does not know (naming the closest known one) or a bad option."""
+        check_keywords(kwargs, self.valid_kwargs.__annotations__, f"{type(self).__name__}.__call__()")
+        self._check_options(kwargs)
 
     def sample_frames(
         self,
@@ -178,21 +242,20 @@ class VidLAVideoProcessor(BaseVideoProcessor):
     ) -> np.ndarray:
         """Exactly `num_frames` sorted indices: segment centres, or one random frame per segment in training."""
         strategy = frame_sampling or ("random" if training else "uniform")
-        return sample_frame_indices(
-            metadata.total_num_frames, num_frames or self.num_frames, strategy, generator
-        )
+        num_frames = self.num_frames if num_frames is None else num_frames
+        return sample_frame_indices(metadata.total_num_frames, num_frames, strategy, generator)
 
     def preprocess(self, videos, **kwargs: Unpack[VidLAVideoProcessorKwargs]) -> BatchFeature:
-        self._check_options(
-            kwargs.get("frame_sampling", self.frame_sampling), kwargs.get("video_backend", self.video_backend)
-        )
+        self.check_call_kwargs(kwargs)
         # Per-call state read by the hooks below (not serialised: removed when the call ends). One seeded
         # generator drives frame sampling and seeds the crop/flip generator, so `seed` fixes the whole call.
-        frame_rng = np.random.default_rng(kwargs.get("seed", self.seed))
+        seed = kwargs.get("seed")
+        frame_rng = np.random.default_rng(self.seed if seed is None else seed)
+        backend = kwargs.get("video_backend")
         self._call_state = {
             "frame_rng": frame_rng,
             "augment_rng": torch.Generator().manual_seed(int(frame_rng.integers(2**62))),
-            "video_backend": kwargs.get("video_backend", self.video_backend),
+            "video_backend": self.video_backend if backend is None else backend,
         }
         try:
             return super().preprocess(videos, **kwargs)
@@ -206,7 +269,8 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         do_sample_frames: bool | None = None,
         sample_indices_fn: Callable | None = None,
     ) -> tuple[list[torch.Tensor], list[VideoMetadata]]:
-        if _is_single_video(videos):
+        single = _is_single_video(videos)
+        if single:
             videos = [videos]
         if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim != 5:
             raise ValueError(
@@ -214,9 +278,23 @@ class VidLAVideoProcessor(BaseVideoProcessor):
                 f"{tuple(videos.shape)}."
             )
         if not isinstance(videos, (list, tuple, np.ndarray, torch.Tensor)):
-            raise TypeError(f"`videos` must be a video or a list of videos, got {type(videos).__name__}.")
+            raise TypeError(
+                f"`videos` must be a video ({VIDEO_TYPES}) or a list of videos, got {type(videos).__name__}."
+            )
         if len(videos) == 0:
-            raise ValueError("`videos` is empty.")
+            raise ValueError(
+                f"`videos` is empty ({type(videos).__name__} of length 0): pass at least one video "
+                f"({VIDEO_TYPES})."
+            )
+
+        # Everything that can be checked without decoding is checked for the whole batch first.
+        inputs = []
+        for index, video in enumerate(videos):
+            if _is_source(video):
+                check_source(video)
+                inputs.append(video)
+            else:
+                inputs.append(_frames_to_rgb_tensor(video, "`videos`" if single else f"`videos[{index}]`"))
 
         def indices_for(metadata: VideoMetadata):
             if not do_sample_frames:
@@ -224,12 +302,12 @@ class VidLAVideoProcessor(BaseVideoProcessor):
             return sample_indices_fn(metadata=metadata, generator=self._call_state["frame_rng"])
 
         decoded, metadatas = [], []
-        for video in videos:
+        for video in inputs:
             if _is_source(video):
                 frames, metadata = read_video(video, indices_for, backend=self._call_state["video_backend"])
                 frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W)
             else:
-                frames = _frames_to_rgb_tensor(video)
+                frames = video
                 height, width = frames.shape[-2:]
                 metadata = VideoMetadata(total_num_frames=frames.shape[0], height=height, width=width)
                 metadata.frames_indices = indices_for(metadata)
