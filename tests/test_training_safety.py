@@ -178,3 +178,17 @@ def test_bad_options_fail_before_any_work():
     ):
         with pytest.raises(ValueError, match=message):
             validate_args(TrainingArguments(**override))
+
+
+def test_the_readme_launch_command_does_not_make_accelerate_guess_its_defaults():
+    readme = (ROOT / "README.md").read_text()
+    command = "accelerate launch --config_file examples/configs/single_process.yaml examples/pretrain.py"
+    assert command in readme
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", *command.split()[2:], "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0 and "usage: pretrain.py" in result.stdout
+    assert "was set to a value of" not in result.stdout + result.stderr
