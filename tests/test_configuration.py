@@ -1,7 +1,9 @@
+import json
+
 import pytest
 from transformers import AutoConfig, CLIPTextConfig, CLIPVisionConfig
 
-from vidla_hf import VidLAConfig, VidLAVisionConfig
+from vidla_hf import VidLAConfig, VidLATextConfig, VidLAVisionConfig
 
 
 def test_defaults_are_vidla_b16_on_clip_widths():
@@ -76,3 +78,90 @@ def test_round_trip_and_auto_config(tmp_path):
     without_path = lambda c: {k: v for k, v in c.to_dict().items() if k != "_name_or_path"}  # noqa: E731
     assert without_path(loaded) == without_path(config)
     assert AutoConfig.for_model("vidla").model_type == "vidla"
+
+
+# Every size of each tower: a non-positive value (or a non-int) is refused, naming the config, field and value.
+TEXT_SIZES = [
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "projection_dim",
+]
+VISION_SIZES = [
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_channels",
+    "image_size",
+    "patch_size",
+    "num_frames",
+    "projection_dim",
+]
+
+
+@pytest.mark.parametrize("value", [0, -4])
+@pytest.mark.parametrize(
+    ("config_class", "field"),
+    [(VidLATextConfig, f) for f in TEXT_SIZES] + [(VidLAVisionConfig, f) for f in VISION_SIZES],
+)
+def test_non_positive_sizes_are_refused(config_class, field, value):
+    message = rf"{config_class.__name__}: `{field}` must be an int >= 1, got {value}\."
+    with pytest.raises(ValueError, match=message):
+        config_class(**{field: value})
+    key = "text_config" if config_class is VidLATextConfig else "vision_config"
+    with pytest.raises(ValueError, match=message):
+        VidLAConfig(**{key: {field: value}})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"projection_dim": 0}, ValueError, r"`projection_dim` must be an int >= 1, got 0"),
+        (
+            {"logit_scale_init_value": float("nan")},
+            ValueError,
+            r"`logit_scale_init_value` must be .*, got nan",
+        ),
+        (
+            {"logit_scale_init_value": float("inf")},
+            ValueError,
+            r"`logit_scale_init_value` must be .*, got inf",
+        ),
+        (
+            {"logit_scale_init_value": -float("inf")},
+            ValueError,
+            r"`logit_scale_init_value` must be .*, got -inf",
+        ),
+        (
+            {"logit_scale_init_value": "2.6"},
+            TypeError,
+            r"`logit_scale_init_value` must be .*, got '2.6' \(str\)",
+        ),
+        ({"initializer_factor": float("nan")}, ValueError, r"`initializer_factor` must be .*, got nan"),
+        ({"vision_config": None}, ValueError, r"`vision_config` is None \(null in config.json\)"),
+        ({"text_config": None}, ValueError, r"`text_config` is None \(null in config.json\)"),
+    ],
+)
+def test_invalid_top_level_values_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=rf"VidLAConfig: {message}"):
+        VidLAConfig(**kwargs)
+
+
+@pytest.mark.parametrize("key", ["vision_config", "text_config"])
+def test_null_sub_config_in_config_json_is_refused(tmp_path, key):
+    VidLAConfig.from_preset("vidla-tiny").save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config[key] = None
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for load in (VidLAConfig.from_pretrained, AutoConfig.from_pretrained):
+        with pytest.raises(ValueError, match=rf"`{key}` is None \(null in config.json\)"):
+            load(tmp_path)
+    # Left out entirely, a sub-config still takes its defaults (configs saved that way stay loadable).
+    del config[key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    defaults = VidLAConfig().to_dict()[key]
+    assert VidLAConfig.from_pretrained(tmp_path).to_dict()[key] == defaults

@@ -2,6 +2,7 @@
 learning rate per process. Real `accelerate launch` processes on the CPU."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,8 +137,12 @@ def test_a_diverging_run_stops_naming_the_step_and_saves_nothing_from_that_state
     assert not (output / "model.safetensors").exists() and not (output / "train_results.json").exists()
     checkpoints = sorted(int(p.name[5:]) for p in (output / "checkpoints").iterdir())
     assert checkpoints == list(range(1, failed_at)), "no checkpoint of the step that failed"
+    umask = os.umask(0)
+    os.umask(umask)
     for step in checkpoints:
-        weights = load_file(output / "checkpoints" / f"step_{step}" / "model.safetensors")
+        weights_file = output / "checkpoints" / f"step_{step}" / "model.safetensors"
+        assert weights_file.stat().st_mode & 0o777 == 0o666 & ~umask, "checkpoint files are ordinary files"
+        weights = load_file(weights_file)
         assert all(torch.isfinite(w).all() for w in weights.values()), f"step_{step} holds NaN weights"
     # The last checkpoint stays loadable: resuming it replays the same steps (exact resume) and stops at the
     # same step, because its weights, finite as they are, already carry the 1e6 update.

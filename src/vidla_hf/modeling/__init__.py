@@ -1,8 +1,10 @@
 """VidLA configuration, model and CLIP conversion (each file loadable as Hub remote code)."""
 
-from .configuration_vidla import PRESETS, VidLAConfig, VidLATextConfig, VidLAVisionConfig
+from .configuration_vidla import PRESETS, NoSuchFolderError, VidLAConfig, VidLATextConfig, VidLAVisionConfig
 from .convert_clip import convert_clip_state_dict
 from .modeling_vidla import (
+    CheckpointSaveError,
+    CorruptCheckpointError,
     VidLAModel,
     VidLAOutput,
     VidLAPreTrainedModel,
@@ -13,6 +15,9 @@ from .modeling_vidla import (
 
 __all__ = [
     "PRESETS",
+    "CheckpointSaveError",
+    "CorruptCheckpointError",
+    "NoSuchFolderError",
     "VidLAConfig",
     "VidLAModel",
     "VidLAOutput",

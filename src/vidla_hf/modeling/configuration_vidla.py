@@ -5,21 +5,107 @@ Kept free of `vidla_hf` imports so that it can be copied into a Hub repository a
 
 from __future__ import annotations
 
+import math
+import os
+import re
+from dataclasses import field
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import CLIPTextConfig, CLIPVisionConfig, PreTrainedConfig
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
+def _check_int(name: str, value: Any, minimum: int, owner: str = "") -> None:
+    where = f"{owner}: " if owner else ""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, got {value!r} ({type(value).__name__}).")
+        raise TypeError(
+            f"{where}`{name}` must be an int >= {minimum}, got {value!r} ({type(value).__name__})."
+        )
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+        raise ValueError(f"{where}`{name}` must be an int >= {minimum}, got {value}.")
+
+
+def _check_finite(name: str, value: Any, owner: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{owner}: `{name}` must be a finite float, got {value!r} ({type(value).__name__}).")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: `{name}` must be a finite float, got {value}.")
+
+
+def _check_tower(config: PreTrainedConfig, sizes: tuple[str, ...]) -> None:
+    """Every size field of a tower is a positive int, and the heads divide the width."""
+    owner = type(config).__name__
+    for name in sizes:
+        _check_int(name, getattr(config, name), 1, owner)
+    if getattr(config, "projection_dim", None) is not None:
+        _check_int("projection_dim", config.projection_dim, 1, owner)
+    if config.hidden_size % config.num_attention_heads:
+        raise ValueError(
+            f"{owner}: `hidden_size` ({config.hidden_size}) must be a multiple of `num_attention_heads` "
+            f"({config.num_attention_heads})."
+        )
+
+
+class NoSuchFolderError(FileNotFoundError, ValueError):
+    """`from_pretrained` was given a local path (see `check_local_folder`) that does not exist."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
+
+
+def looks_like_local_path(name: str | os.PathLike) -> bool:
+    """Whether `name` can only mean a local folder, never a Hub id.
+
+    Hub ids are `name` or `org/name`: letters, digits, `-`, `_`, `.`, not starting with `.`, at most one `/`.
+    So a `pathlib.Path`, or a string that starts with `.`, `/` or `~`, ends with a path separator, contains a
+    backslash or a drive letter (`C:`), or has more than one `/`, is a path. `runs/typo` is a valid Hub id and
+    is left to the Hub lookup.
+    """
+    if not isinstance(name, str):
+        return True  # an os.PathLike, e.g. pathlib.Path
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or "\\" in name
+        or re.match(r"^[A-Za-z]:", name) is not None
+        or name.count("/") > 1
+        or os.path.isabs(name)
+    )
+
+
+def check_local_folder(pretrained_model_name_or_path: Any) -> Any:
+    """What to hand to transformers' `from_pretrained`: a `~` is expanded (transformers does not), and a name that
+    is clearly a local path (`looks_like_local_path`) but does not exist raises `NoSuchFolderError` at once,
+    instead of becoming a Hub lookup (retries, then a misleading connection or repo-id error)."""
+    if not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+        return pretrained_model_name_or_path  # None (config + state_dict), a dict, ...
+    name = os.fspath(pretrained_model_name_or_path)
+    if not isinstance(name, str):
+        return pretrained_model_name_or_path
+    expanded = os.path.abspath(os.path.expanduser(name))
+    if os.path.exists(expanded):
+        return os.path.expanduser(name) if name.startswith("~") else pretrained_model_name_or_path
+    if looks_like_local_path(pretrained_model_name_or_path):
+        raise NoSuchFolderError(
+            f"no such folder: {expanded} (from {name!r}). A name that starts with '.', '/' or '~', ends with a "
+            "path separator, or contains '\\' or more than one '/' is a local path, not a Hub id "
+            "('name' or 'org/name').",
+            expanded,
+        )
+    return pretrained_model_name_or_path
+
+
+class LocalFolderCheck:
+    """Mixin: `from_pretrained` runs `check_local_folder` on its first argument."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        return super().from_pretrained(check_local_folder(pretrained_model_name_or_path), *args, **kwargs)
 
 
 @strict
-class VidLATextConfig(CLIPTextConfig):
+class VidLATextConfig(LocalFolderCheck, CLIPTextConfig):
     r"""
     Configuration of the VidLA text tower. It is CLIP's text tower, field for field (see [`CLIPTextConfig`]).
 
@@ -35,9 +121,23 @@ class VidLATextConfig(CLIPTextConfig):
     model_type = "vidla_text_model"
     base_config_key = "text_config"
 
+    def __post_init__(self, **kwargs):
+        _check_tower(
+            self,
+            (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "max_position_embeddings",
+            ),
+        )
+        super().__post_init__(**kwargs)
+
 
 @strict
-class VidLAVisionConfig(CLIPVisionConfig):
+class VidLAVisionConfig(LocalFolderCheck, CLIPVisionConfig):
     r"""
     Configuration of the VidLA video tower: CLIP's vision fields plus the hierarchical temporal attention.
 
@@ -83,27 +183,30 @@ class VidLAVisionConfig(CLIPVisionConfig):
     mask_ratio: float | int = 0.0
 
     def __post_init__(self, **kwargs):
-        _check_int("num_frames", self.num_frames, 1)
-        _check_int("mst_levels", self.mst_levels, 0)
-        _check_int("mst_tokens_per_level", self.mst_tokens_per_level, 1)
-        _check_int("mst_temporal_scale", self.mst_temporal_scale, 1)
-        _check_int("image_size", self.image_size, 1)
-        _check_int("patch_size", self.patch_size, 1)
-        _check_int("hidden_size", self.hidden_size, 1)
-        _check_int("num_attention_heads", self.num_attention_heads, 1)
-        _check_int("num_hidden_layers", self.num_hidden_layers, 0)
+        owner = type(self).__name__
+        _check_int("mst_levels", self.mst_levels, 0, owner)
+        _check_tower(
+            self,
+            (
+                "num_frames",
+                "mst_tokens_per_level",
+                "mst_temporal_scale",
+                "image_size",
+                "patch_size",
+                "num_channels",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+            ),
+        )
         if self.image_size % self.patch_size:
             raise ValueError(
-                f"`image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
-            )
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be a multiple of `num_attention_heads` "
-                f"({self.num_attention_heads})."
+                f"{owner}: `image_size` ({self.image_size}) must be a multiple of `patch_size` ({self.patch_size})."
             )
         for name in ("use_local_temporal_attention", "patch_attends_cls"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"`{name}` must be a bool, got {getattr(self, name)!r}.")
+                raise TypeError(f"{owner}: `{name}` must be a bool, got {getattr(self, name)!r}.")
         check_mask_ratio(self.mask_ratio)
         super().__post_init__(**kwargs)
 
@@ -194,14 +297,15 @@ def route_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @strict
-class VidLAConfig(PreTrainedConfig):
+class VidLAConfig(LocalFolderCheck, PreTrainedConfig):
     r"""
     Configuration of [`VidLAModel`]: a CLIP text tower and a VidLA video tower joined by linear projections.
     The defaults are VidLA-B/16 (CLIP ViT-B/16 widths, 12 frames, U=3, V=4, r=2).
 
     Args:
-        text_config (`dict` or `VidLATextConfig`, *optional*): The text tower.
-        vision_config (`dict` or `VidLAVisionConfig`, *optional*): The video tower.
+        text_config (`dict` or `VidLATextConfig`, *optional*): The text tower (left out: the defaults). `None`
+            (`null` in config.json) is refused rather than silently replaced by the defaults.
+        vision_config (`dict` or `VidLAVisionConfig`, *optional*): The video tower; as `text_config`.
         projection_dim (`int`, defaults to 512): Width of the shared embedding space.
         logit_scale_init_value (`float`, defaults to 2.6592): Initial log of the inverse temperature (CLIP's).
 
@@ -218,14 +322,24 @@ class VidLAConfig(PreTrainedConfig):
     model_type = "vidla"
     sub_configs_defaults = {"text_config": VidLATextConfig, "vision_config": VidLAVisionConfig}
 
-    text_config: dict | VidLATextConfig | None = None
-    vision_config: dict | VidLAVisionConfig | None = None
+    # Left out, a sub-config is built from its defaults; an explicit None (JSON null) is an error.
+    text_config: dict | VidLATextConfig | None = field(default_factory=dict)
+    vision_config: dict | VidLAVisionConfig | None = field(default_factory=dict)
     projection_dim: int = 512
     logit_scale_init_value: float | int = 2.6592
     initializer_factor: float | int = 1.0
 
     def __post_init__(self, **kwargs):
-        _check_int("projection_dim", self.projection_dim, 1)
+        owner = type(self).__name__
+        for name, config_class in self.sub_configs.items():
+            if getattr(self, name) is None:
+                raise ValueError(
+                    f"{owner}: `{name}` is None (null in config.json); pass a {config_class.__name__} or a dict "
+                    f"of its fields ({{}} for the defaults), or leave `{name}` out."
+                )
+        _check_int("projection_dim", self.projection_dim, 1, owner)
+        _check_finite("logit_scale_init_value", self.logit_scale_init_value, owner)
+        _check_finite("initializer_factor", self.initializer_factor, owner)
         super().__post_init__(**kwargs)
 
     @classmethod
@@ -249,10 +363,12 @@ class VidLAConfig(PreTrainedConfig):
 
 
 __all__ = [
+    "NoSuchFolderError",
     "VidLAConfig",
     "VidLATextConfig",
     "VidLAVisionConfig",
     "PRESETS",
     "route_overrides",
+    "check_local_folder",
     "check_mask_ratio",
 ]

@@ -11,15 +11,22 @@ built: it is split into dense problems (see `VidLAGlobalAttention`). Kept free o
 that this file, `configuration_vidla.py` and `convert_clip.py` work as Hub remote code.
 """
 
+import errno
+import json
 import os
+import re
+import shutil
+import struct
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import CLIPModel, initialization
+from transformers import CLIPModel, PreTrainedConfig, PreTrainedModel, initialization
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -31,7 +38,7 @@ from transformers.models.clip.modeling_clip import (
     eager_attention_forward,
     image_text_contrastive_loss,
 )
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, cached_file
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import capture_outputs
 
@@ -39,6 +46,7 @@ from .configuration_vidla import (
     VidLAConfig,
     VidLATextConfig,
     VidLAVisionConfig,
+    check_local_folder,
     check_mask_ratio,
     route_overrides,
 )
@@ -116,6 +124,184 @@ def summary_attention_mask(
     return mask[None, None]
 
 
+class CorruptCheckpointError(OSError):
+    """A weights file of the checkpoint being loaded is truncated, empty or not a safetensors file."""
+
+
+class CheckpointSaveError(OSError):
+    """`save_pretrained` could not write the checkpoint (full disk, file size limit, ...); the target folder was
+    left as it was."""
+
+
+def check_pixel_values_videos(pixel_values_videos: Any, config: VidLAVisionConfig) -> None:
+    """Raises unless `pixel_values_videos` is a float tensor of shape (B, T, C, H, W) that this tower takes."""
+    channels, size = config.num_channels, config.image_size
+    expected = f"(B, T, {channels}, {size}, {size}) = (batch, frames, channels, height, width)"
+    if not isinstance(pixel_values_videos, torch.Tensor):
+        raise TypeError(
+            f"`pixel_values_videos` must be a torch.Tensor of shape {expected}, "
+            f"got {type(pixel_values_videos).__name__}."
+        )
+    if not pixel_values_videos.is_floating_point():
+        raise TypeError(
+            f"`pixel_values_videos` has dtype {pixel_values_videos.dtype}: the model takes float frames resized to "
+            f"{size}x{size} and normalised with CLIP's mean/std, not raw pixel values. Prepare videos with the "
+            "processor: `VidLAProcessor(...)(videos=..., return_tensors='pt')` or `VidLAVideoProcessor`."
+        )
+    shape = tuple(pixel_values_videos.shape)
+    if len(shape) == 5 and shape[1] >= 1 and shape[2:] == (channels, size, size):
+        return
+    if len(shape) == 4 and shape[1:] == (channels, size, size):
+        hint = " A batch of images is a batch of 1-frame videos: pass `pixel_values[:, None]`."
+    elif len(shape) == 5 and shape[2] != channels and shape[-1] == channels:
+        hint = " The channels look last (B, T, H, W, C): permute to channels-first, or use the processor."
+    else:
+        hint = ""
+    raise ValueError(f"`pixel_values_videos` must have shape {expected}, got {shape}.{hint}")
+
+
+def reject_output_attentions(kwargs: dict, *configs: Any) -> None:
+    """Raises if attention maps are requested (by argument or by config): the video tower has none to return."""
+    requested = kwargs.get("output_attentions")
+    if requested is None:
+        requested = any(getattr(config, "output_attentions", False) for config in configs)
+    if requested:
+        raise ValueError(
+            f"`output_attentions={requested!r}` is not supported by the VidLA video tower, which accepts only False "
+            "(the default, also for `config.output_attentions`): its attention is factorised (temporal attention "
+            "per spatial position, then the [CLS]/[MST] queries and one dense attention per frame), so there is "
+            "no single (sequence x sequence) attention map to return. `output_hidden_states=True` works; the text "
+            "tower's attentions come from `VidLATextModel` or `VidLAModel.get_text_features`."
+        )
+
+
+def check_num_frames(num_frames: Any) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"`num_frames` must be a positive int, got {num_frames!r}.")
+
+
+def check_clip_model_type(model_type: Any, source: str, name: str | None = None) -> None:
+    """`VidLAModel.from_clip` takes CLIP checkpoints only: a VidLA one would lose its temporal weights."""
+    if isinstance(model_type, str) and model_type.startswith("vidla"):
+        raise ValueError(
+            f"`clip`: {source} is a VidLA checkpoint (model_type {model_type!r}), not a CLIP one; `from_clip` would "
+            f"keep only its CLIP weights and start VidLA's own afresh. Load it with "
+            f"`VidLAModel.from_pretrained({repr(name) if name else 'folder_or_hub_id'})`."
+        )
+    if model_type != "clip":
+        raise ValueError(
+            f"`clip`: {source} has model_type {model_type!r}; `from_clip` takes a CLIP checkpoint (model_type 'clip')."
+        )
+
+
+def _with_variant(filename: str, variant: str | None) -> str:
+    if variant is None:
+        return filename
+    stem, extension = filename.rsplit(".", 1)
+    return f"{stem}.{variant}.{extension}"
+
+
+def safetensors_problem(path: str | os.PathLike) -> str | None:
+    """Why the safetensors file at `path` cannot be loaded, or None if its layout is sound. Checked against the
+    format itself: an 8-byte little-endian header length, a JSON header, then exactly the tensor bytes."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as file:
+            prefix = file.read(8)
+            if len(prefix) < 8:
+                return f"it has {size} bytes, fewer than the 8-byte header length"
+            (header_size,) = struct.unpack("<Q", prefix)
+            if 8 + header_size > size:
+                return f"its header claims {header_size} bytes but the whole file has {size}"
+            header = json.loads(file.read(header_size))
+    except OSError as error:
+        return f"it cannot be read ({error})"
+    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
+        return "its header is not valid JSON"
+    try:
+        data_end = max(
+            (entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0
+        )
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return "its header has no valid tensor offsets"
+    if 8 + header_size + data_end != size:
+        return f"its tensors end at byte {8 + header_size + data_end} but the file has {size} bytes"
+    return None
+
+
+def find_corrupt_weights(pretrained_model_name_or_path: Any, kwargs: dict) -> tuple[str, str] | None:
+    """The first weights file of a local folder or an already downloaded Hub checkpoint that
+    `safetensors_problem` rejects, as (path, problem); None if there is none (or nothing to check)."""
+    if pretrained_model_name_or_path is None or kwargs.get("state_dict") is not None:
+        return None
+    lookup = {
+        key: kwargs[key] for key in ("cache_dir", "revision", "subfolder") if kwargs.get(key) is not None
+    }
+    variant = kwargs.get("variant")
+
+    def local_file(filename: str) -> str | None:
+        try:
+            return cached_file(
+                pretrained_model_name_or_path,
+                filename,
+                local_files_only=True,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **lookup,
+            )
+        except Exception:  # not found locally, an invalid name, ...: nothing to check
+            return None
+
+    candidates = [local_file(_with_variant("model.safetensors", variant))]
+    index = local_file(_with_variant("model.safetensors.index.json", variant))
+    if index is not None:
+        try:
+            with open(index, encoding="utf-8") as file:
+                shards = sorted(set(json.load(file)["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return index, "the shard index is not valid JSON with a `weight_map`"
+        candidates += [local_file(shard) for shard in shards]
+    for candidate in candidates:
+        if candidate is not None and (problem := safetensors_problem(candidate)) is not None:
+            return candidate, problem
+    return None
+
+
+def _current_umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # Linux: read without changing it
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_weights(folder: Path, written: set[str], variant: str | None) -> None:
+    """Removes weights files of an earlier save (e.g. shards of a sharded save) that this save did not write,
+    so that the folder holds exactly one checkpoint."""
+    tag = re.escape(f".{variant}") if variant else ""
+    pattern = re.compile(
+        rf"model{tag}(-\d{{5}}-of-\d{{5}})?\.safetensors|model\.safetensors\.index{tag}\.json"
+    )
+    if not any(pattern.fullmatch(name) for name in written):
+        return
+    for item in folder.iterdir():
+        if item.name not in written and pattern.fullmatch(item.name) and item.is_file():
+            item.unlink()
+
+
+def _io_errno(error: BaseException) -> int | None:
+    """The OS error number behind `error`: an OSError's, or the `(os error N)` of a safetensors write error."""
+    if isinstance(error, OSError):
+        return error.errno
+    match = re.search(r"\(os error (\d+)\)", str(error))
+    return int(match.group(1)) if match else None
+
+
 class VidLAVisionEmbeddings(nn.Module):
     """CLIP's patch, [CLS] and spatial position embeddings, plus temporal position embeddings and [MST] tokens."""
 
@@ -165,11 +351,7 @@ class VidLAVisionEmbeddings(nn.Module):
     def forward(
         self, pixel_values_videos: torch.Tensor, kept_patch_indices: torch.LongTensor | None = None
     ) -> torch.Tensor:
-        batch_size, num_frames, _, height, width = pixel_values_videos.shape
-        if height != self.image_size or width != self.image_size:
-            raise ValueError(
-                f"Input frame size ({height}*{width}) doesn't match model ({self.image_size}*{self.image_size})."
-            )
+        batch_size, num_frames = pixel_values_videos.shape[:2]
         frames = pixel_values_videos.flatten(0, 1).to(
             dtype=self.patch_embedding.weight.dtype
         )  # (B·T, C, H, W)
@@ -391,6 +573,8 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
             initialization.zeros_(module.weight)
             initialization.zeros_(module.bias)
         elif isinstance(module, VidLAModel):
+            # CLIP's `_init_weights` leaves the temperature alone: a checkpoint without it got uninitialised memory.
+            initialization.constant_(module.logit_scale, module.config.logit_scale_init_value)
             initialization.normal_(module.text_projection.weight, std=module.text_embed_dim**-0.5 * factor)
             initialization.normal_(
                 module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor
@@ -398,12 +582,74 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, num_frames: int | None = None, **kwargs):
-        """`PreTrainedModel.from_pretrained`, plus `num_frames=` to resample the temporal position table of the
-        loaded checkpoint to a new frame count (e.g. a 12-frame pretrained model finetuned at 32 frames)."""
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        """`PreTrainedModel.from_pretrained`, plus:
+
+        - `num_frames=` resamples the temporal position table of the loaded checkpoint to a new frame count
+          (e.g. a 12-frame pretrained model finetuned at 32 frames);
+        - a name that can only be a local path (starts with `.`, `/` or `~`, ends with a separator, ...; see
+          `check_local_folder`) but does not exist raises `NoSuchFolderError` ("no such folder: <path>") at once,
+          instead of becoming a Hub lookup; `~` is expanded;
+        - a truncated or corrupt weights file raises `CorruptCheckpointError` naming the file.
+        """
+        if num_frames is not None:
+            check_num_frames(num_frames)
+        pretrained_model_name_or_path = check_local_folder(pretrained_model_name_or_path)
+        try:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except Exception as error:
+            corrupt = find_corrupt_weights(pretrained_model_name_or_path, kwargs)
+            if corrupt is None:
+                raise
+            path, problem = corrupt
+            raise CorruptCheckpointError(
+                f"cannot load the weights file {path}: {problem}. It is truncated or corrupt; save or download "
+                "the checkpoint again."
+            ) from error
         if num_frames is not None:
             model.resize_num_frames(num_frames)
         return model
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, is_main_process: bool = True, *args, **kwargs
+    ):
+        """`PreTrainedModel.save_pretrained`, all or nothing: everything is written into a staging folder next to
+        `save_directory` and moved in (`os.replace`) only once complete, so a failure (full disk, ...) leaves an
+        earlier save there intact and raises `CheckpointSaveError` naming the folder. Files get the permissions of
+        any normal write (`0o666 & ~umask`; safetensors alone writes 0600). Weights files of an earlier save
+        that this one does not overwrite (e.g. old shards) are removed. `~` is expanded."""
+        if kwargs.get("distributed_checkpoint") or not self.should_save_on_this_rank(is_main_process):
+            # Several ranks write (or this one writes nothing): no staging, transformers coordinates them.
+            return super().save_pretrained(save_directory, is_main_process, *args, **kwargs)
+        target = Path(os.path.expanduser(os.fspath(save_directory)))
+        if target.is_file():
+            raise NotADirectoryError(errno.ENOTDIR, "save_pretrained needs a folder, not a file", str(target))
+        target.mkdir(parents=True, exist_ok=True)
+        if kwargs.get("push_to_hub"):
+            kwargs.setdefault("repo_id", target.resolve().name)  # transformers' default, not the staging name
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+        try:
+            super().save_pretrained(staging, is_main_process, *args, **kwargs)
+            written = sorted(staging.iterdir())
+            mode = 0o666 & ~_current_umask()
+            for item in written:
+                if item.is_file():
+                    os.chmod(item, mode)
+            for item in written:
+                if item.is_dir() and (target / item.name).is_dir():
+                    shutil.rmtree(target / item.name)
+                os.replace(item, target / item.name)
+            _remove_stale_weights(target, {item.name for item in written}, kwargs.get("variant"))
+        except Exception as error:
+            code = _io_errno(error)
+            if code is None and not isinstance(error, OSError):
+                raise
+            message = (
+                f"could not save {type(self).__name__} to {target}: {os.strerror(code) if code else error}. "
+                f"Nothing in {target} was changed; the partial save was removed."
+            )
+            raise (CheckpointSaveError(code, message) if code else CheckpointSaveError(message)) from error
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 class VidLAVisionModel(VidLAPreTrainedModel):
@@ -441,8 +687,7 @@ class VidLAVisionModel(VidLAPreTrainedModel):
 
     def resize_num_frames(self, num_frames: int) -> None:
         """Resamples the temporal position table to `num_frames` entries and records it in the config."""
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"`num_frames` must be a positive int, got {num_frames!r}.")
+        check_num_frames(num_frames)
         self.embeddings.resize_temporal_embedding(num_frames)
         self.config.num_frames = num_frames
 
@@ -471,19 +716,8 @@ class VidLAVisionModel(VidLAPreTrainedModel):
         """
         if pixel_values_videos is None:
             raise ValueError("You have to specify `pixel_values_videos`.")
-        if not isinstance(pixel_values_videos, torch.Tensor) or pixel_values_videos.dim() != 5:
-            shape = (
-                tuple(pixel_values_videos.shape) if isinstance(pixel_values_videos, torch.Tensor) else None
-            )
-            raise ValueError(
-                "`pixel_values_videos` must be a tensor of shape (batch, frames, channels, height, width), "
-                f"got {type(pixel_values_videos).__name__} with shape {shape}."
-            )
-        if pixel_values_videos.shape[2] != self.config.num_channels:
-            raise ValueError(
-                f"`pixel_values_videos` has {pixel_values_videos.shape[2]} channels at dim 2, "
-                f"expected {self.config.num_channels}: shape {tuple(pixel_values_videos.shape)}."
-            )
+        check_pixel_values_videos(pixel_values_videos, self.config)
+        reject_output_attentions(kwargs, self.config)
         batch_size, num_frames = pixel_values_videos.shape[:2]
         mask_ratio = check_mask_ratio(self.config.mask_ratio if mask_ratio is None else mask_ratio)
         kept_patch_indices = None
@@ -619,6 +853,8 @@ class VidLAModel(VidLAPreTrainedModel):
         """
         if input_ids is None or pixel_values_videos is None:
             raise ValueError("`VidLAModel.forward` needs both `input_ids` and `pixel_values_videos`.")
+        check_pixel_values_videos(pixel_values_videos, self.vision_model.config)
+        reject_output_attentions(kwargs, self.config, self.vision_model.config)
         vision_outputs = self.get_video_features(pixel_values_videos, mask_ratio=mask_ratio, **kwargs)
         text_outputs = self.get_text_features(input_ids, attention_mask, position_ids, **kwargs)
         video_embeds = F.normalize(vision_outputs.pooler_output, dim=-1)
@@ -668,7 +904,13 @@ class VidLAModel(VidLAPreTrainedModel):
         ```
         """
         if isinstance(clip, (str, os.PathLike)):
+            clip = check_local_folder(clip)
+            config_dict, _ = PreTrainedConfig.get_config_dict(clip)
+            check_clip_model_type(config_dict.get("model_type"), repr(os.fspath(clip)), os.fspath(clip))
             clip = CLIPModel.from_pretrained(clip)
+        elif isinstance(clip, (PreTrainedConfig, PreTrainedModel)) and not isinstance(clip, CLIPModel):
+            config = clip if isinstance(clip, PreTrainedConfig) else clip.config
+            check_clip_model_type(config.model_type, f"the given {type(clip).__name__}")
         if not isinstance(clip, CLIPModel):
             raise TypeError(f"`clip` must be a CLIPModel, a folder or a Hub id, got {type(clip).__name__}.")
         routed = route_overrides(overrides)
@@ -696,6 +938,8 @@ class VidLAModel(VidLAPreTrainedModel):
 
 
 __all__ = [
+    "CheckpointSaveError",
+    "CorruptCheckpointError",
     "VidLAGlobalAttention",
     "VidLAModel",
     "VidLAOutput",

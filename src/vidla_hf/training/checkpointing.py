@@ -131,6 +131,10 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / "trainer_state.json").write_text(json.dumps({"step": step, "layout": layout}, indent=2))
+        mode = 0o666 & ~_umask()  # safetensors writes 0600; a checkpoint is an ordinary file
+        for item in partial.iterdir():
+            if item.is_file():
+                os.chmod(item, mode)
         if final.exists():  # the same step of this run, written before a resume from an earlier one
             shutil.rmtree(final)
         os.replace(partial, final)
