@@ -16,6 +16,9 @@ TINY_TEXT = {
     "pad_token_id": 1,
 }
 ROOT = Path(__file__).parents[1]
+# Training options that keep an `examples/pretrain.py` run to seconds (`--num_frames` first: some tests drop it).
+FAST_TRAINING = ["--num_frames", "2", "--per_device_batch_size", "4", "--eval_max_samples", "8"]
+FAST_TRAINING += ["--report_to", "none", "--logging_steps", "1", "--shuffle_buffer", "8"]
 
 
 def tiny_vision_config(**overrides):

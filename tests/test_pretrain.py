@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import accelerate_launch
+from conftest import FAST_TRAINING, accelerate_launch
 from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
 from vidla_hf import VidLAConfig, VidLAModel
@@ -21,22 +21,7 @@ from vidla_hf.training import (
 )
 
 ROOT = Path(__file__).parents[1]
-FAST = [
-    "--num_frames",
-    "2",
-    "--per_device_batch_size",
-    "4",
-    "--eval_max_samples",
-    "8",
-    "--report_to",
-    "none",
-    "--warmup_steps",
-    "1",
-    "--logging_steps",
-    "1",
-    "--shuffle_buffer",
-    "8",
-]
+FAST = [*FAST_TRAINING, "--warmup_steps", "1"]
 
 
 @pytest.fixture(scope="module")

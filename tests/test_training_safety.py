@@ -9,29 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, accelerate_launch
+from conftest import FAST_TRAINING, ROOT, accelerate_launch
 from safetensors.torch import load_file
 
 from vidla_hf.data.synthetic import generate_synthetic_dataset
 from vidla_hf.training import TrainingArguments, parse_args
 from vidla_hf.training.checkpointing import prepare_output_dir
 
-FAST = [
-    "--num_frames",
-    "2",
-    "--per_device_batch_size",
-    "4",
-    "--eval_max_samples",
-    "8",
-    "--report_to",
-    "none",
-    "--logging_steps",
-    "1",
-    "--shuffle_buffer",
-    "8",
-    "--eval_steps",
-    "100",
-]
+FAST = [*FAST_TRAINING, "--eval_steps", "100"]
 
 
 @pytest.fixture(scope="module")
