@@ -40,7 +40,7 @@ def render_main_job(train: dict) -> str:
     lines = [
         f"A run of the main job ({run['steps']} steps of {run['global_batch_size']} clips, "
         f"{run['num_processes']} process(es) on {run['machine']}, torch {run['torch']}, "
-        f"{run['training_seconds'] / 60:.1f} min of training; {after['num_videos']} val clips, "
+        f"{run['wall_seconds'] / 60:.1f} min wall time with the evaluations; {after['num_videos']} val clips, "
         f"chance {chance}):",
         "",
         "| | R@1 | R@5 | R@10 | R@1 with DSL |",
@@ -108,6 +108,9 @@ def main() -> None:
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
     if args.check:
+        missing = [name for name in ("main_job", "evaluation") if f"<!-- results:{name} -->" not in readme]
+        if missing:
+            sys.exit(f"README.md lacks the results blocks {missing}.")
         if render_readme(readme) != readme:
             sys.exit("README.md's results blocks differ from docs/results/: run docs/render_results.py.")
         print("README.md's results blocks match docs/results/.")

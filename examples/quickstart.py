@@ -59,12 +59,19 @@ def main() -> None:
         print(f"Trained model: {name}")
     model.eval()
 
-    generate_synthetic_dataset(args.data)  # reused if it is already there
+    if not Path(args.data, "manifest.json").is_file():
+        generate_synthetic_dataset(args.data)  # a dataset already there is used as it is
     stream = VideoTextStream(
         load_video_text_stream(args.data, "val"), processor, training=False, keep_metadata=True,
         num_frames=processor.video_processor.num_frames,
     )  # fmt: skip
-    clips = [sample for sample, _ in zip(stream, range(args.num_clips), strict=False)]
+    clips = []
+    for sample in stream:  # the stream cycles: stop at the end of the first pass
+        if sample["position"][1] != 0 or len(clips) == args.num_clips:
+            break
+        clips.append(sample)
+    if len(clips) < 2:
+        parser.error(f"{args.data} has fewer than 2 usable val clips")
     captions = [clip["metadata"]["caption"] for clip in clips]
     videos = torch.stack([clip["pixel_values_videos"] for clip in clips])  # (N, T, 3, H, W)
     texts = processor(text=captions, return_tensors="pt")

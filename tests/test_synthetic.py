@@ -109,3 +109,29 @@ def test_shards_that_are_not_ours_are_never_overwritten(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-00000.tar"]
     generate_synthetic_dataset(tmp_path, {"train": 2}, clips_per_shard=2, overwrite=True)
     assert (tmp_path / "train-00000.tar").read_bytes() != b"the user's own shard"
+
+
+def test_a_manifest_this_generator_did_not_write_is_never_trusted(tmp_path):
+    victim = tmp_path / "precious.tar"
+    victim.write_bytes(b"not ours")
+    folder = tmp_path / "curated"
+    folder.mkdir()
+    foreign = {"config": {"version": "curated-1"}, "files": {"train": ["../precious.tar"]}}
+    (folder / "manifest.json").write_text(json.dumps(foreign))
+    with pytest.raises(ValueError, match="not written by this generator"):
+        generate_synthetic_dataset(folder, {"train": 2}, clips_per_shard=2)
+    assert victim.read_bytes() == b"not ours"
+    assert json.loads((folder / "manifest.json").read_text()) == foreign
+    generate_synthetic_dataset(folder, {"train": 2}, clips_per_shard=2, overwrite=True)
+    assert victim.read_bytes() == b"not ours", "a listed name outside the folder is never removed"
+
+
+def test_shards_of_a_generation_that_crashed_midway_are_still_ours(tmp_path):
+    generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # The state a crash between withdrawing the old manifest and writing the new one leaves behind.
+    (tmp_path / "manifest.pending.json").write_text(json.dumps(manifest))
+    (tmp_path / "manifest.json").unlink()
+    files = generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
+    assert [Path(f).name for f in files["train"]] == ["train-00000.tar", "train-00001.tar"]
+    assert not (tmp_path / "manifest.pending.json").exists()

@@ -122,3 +122,41 @@ def test_the_stream_cycles_and_splits_by_node(tmp_path, processor):
         shares.append([next(stream)["key"] for _ in range(8)])  # twice its share: the stream goes on
     assert not set(shares[0]) & set(shares[1])
     assert shares[0][:4] == shares[0][4:] or sorted(shares[0][:4]) == sorted(shares[0][4:])
+
+
+@pytest.mark.parametrize("stop_after", [3, 5])
+def test_stateful_loader_resumes_exactly_across_epochs_with_workers_at_different_epochs(
+    processor, tmp_path, stop_after
+):
+    """2 workers, 4 samples each per epoch, batches of 3: after 3 batches worker 0 is in epoch 1 while worker
+    1 is still in epoch 0. The resumed loader must give exactly the uninterrupted batches."""
+    from torchdata.stateful_dataloader import StatefulDataLoader
+
+    from vidla_hf.data.synthetic import generate_synthetic_dataset
+
+    generate_synthetic_dataset(tmp_path, {"train": 8}, clips_per_shard=4)
+
+    def loader():
+        stream = VideoTextStream(
+            load_video_text_stream(str(tmp_path), "train", shuffle_buffer=4, seed=3), processor,
+            num_frames=2, seed=3,
+        )  # fmt: skip
+        return StatefulDataLoader(
+            stream, batch_size=3, num_workers=2, collate_fn=collate_video_text,
+            generator=torch.Generator().manual_seed(3),
+        )  # fmt: skip
+
+    whole = loader()
+    reference = [batch for batch, _ in zip(whole, range(8), strict=False)]
+    first = loader()
+    batches = iter(first)
+    head = [next(batches) for _ in range(stop_after)]
+    state = json.loads(json.dumps(first.state_dict()))  # as a checkpoint stores it
+    del batches, first
+    resumed = loader()
+    resumed.load_state_dict(state)
+    tail = [batch for batch, _ in zip(resumed, range(8 - stop_after), strict=False)]
+    assert {b["positions"][0][1] for b in reference} == {0, 1, 2}, "the reference crosses epochs"
+    for expected, got in zip(reference, head + tail, strict=True):
+        assert got["keys"] == expected["keys"] and got["positions"] == expected["positions"]
+        assert torch.equal(got["pixel_values_videos"], expected["pixel_values_videos"])

@@ -2,6 +2,7 @@
 learning rate per process. Real `accelerate launch` processes on the CPU."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,10 +42,15 @@ def test_two_processes_follow_the_one_process_learning_rate_schedule(data, tmp_p
     assert sorted(one) == sorted(two) == list(range(1, 13))
     for step in one:
         assert two[step]["lr"] == pytest.approx(one[step]["lr"], rel=1e-9), step
-    # Independent reference: linear warm-up over 2 steps, then a cosine from 1e-3 down to 1e-5 (tiny-cpu).
-    lrs = [one[step]["lr"] for step in range(1, 13)]
-    assert lrs[0] == 0 and lrs[1] == pytest.approx(5e-4) and lrs[2] == pytest.approx(1e-3)
-    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False)), "decays monotonically to the end"
+    # Independent reference: linear warm-up over 2 steps, then a half cosine from 1e-3 to 1e-5 (tiny-cpu's
+    # floor) over the remaining 10; step k trains at the rate after k - 1 scheduler steps.
+    for step in range(1, 13):
+        done = step - 1
+        if done < 2:
+            expected = 1e-3 * done / 2
+        else:
+            expected = 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + math.cos(math.pi * (done - 2) / 10))
+        assert one[step]["lr"] == pytest.approx(expected, rel=1e-9, abs=1e-15), step
 
 
 def test_resume_refuses_every_change_of_the_data_layout(data, tmp_path):
@@ -79,10 +85,14 @@ def test_resume_refuses_every_change_of_the_data_layout(data, tmp_path):
         check=False,
     )
     assert result.returncode != 0 and "--num_processes: checkpoint 1, now 2" in result.stderr
-    # The unchanged layout resumes, and the checkpoint is left as it was by the refused attempts.
+    # The unchanged layout resumes (the checkpoint is as the refused attempts found it), and a lowered
+    # learning rate takes effect on the schedule's position: tiny-cpu warms up over 20 steps, so step k
+    # trains at lr · (k - 1) / 20.
     accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--resume_from_checkpoint",
-                       "latest", "--checkpointing_steps", "2"])  # fmt: skip
-    assert sorted(log_rows(output)) == [1, 2, 3, 4]
+                       "latest", "--checkpointing_steps", "2", "--learning_rate", "2.5e-4"])  # fmt: skip
+    rows = log_rows(output)
+    assert sorted(rows) == [1, 2, 3, 4]
+    assert rows[2]["lr"] == pytest.approx(5e-4 * 1 / 20) and rows[4]["lr"] == pytest.approx(2.5e-4 * 3 / 20)
 
 
 def test_a_non_empty_output_dir_is_refused_unless_resumed_or_overwritten(data, tmp_path):
@@ -101,10 +111,26 @@ def test_a_non_empty_output_dir_is_refused_unless_resumed_or_overwritten(data, t
     (output / "losses.jsonl").write_text(json.dumps({"step": 99, "loss": 1.0}) + "\n")
     (output / "checkpoints" / "step_99").mkdir(parents=True)
     (output / "checkpoints" / "step_99" / "trainer_state.json").write_text("{}")
+    (output / "checkpoints" / "my_analysis").mkdir()
     args = TrainingArguments(output_dir=str(output), overwrite_output_dir=True)
     prepare_output_dir(args)
-    assert sorted(p.name for p in output.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in output.iterdir()) == ["checkpoints", "notes.txt"]
+    assert [p.name for p in (output / "checkpoints").iterdir()] == ["my_analysis"]
     assert (output / "notes.txt").read_text() == "mine"
+    accelerate_launch(
+        ["examples/pretrain.py", "--train_data", data, "--output_dir", str(output), "--max_steps", "1",
+         "--num_workers", "0", "--overwrite_output_dir", *FAST],  # fmt: skip
+    )
+    assert sorted(log_rows(output)) == [1] and (output / "notes.txt").read_text() == "mine"
+    final_files = json.loads((output / ".vidla_run_files.json").read_text())
+    assert "model.safetensors" in final_files and "notes.txt" not in final_files
+    prepare_output_dir(args)  # a second overwrite removes that run's final model too, and only it
+    assert sorted(p.name for p in output.iterdir()) == ["checkpoints", "notes.txt"]
+    # Another run's checkpoint is not resumed into a non-empty folder.
+    with pytest.raises(ValueError, match="not one of its checkpoints"):
+        prepare_output_dir(
+            TrainingArguments(output_dir=str(output), resume_from_checkpoint=str(tmp_path / "x" / "step_2"))
+        )
     with pytest.raises(ValueError, match="cannot be combined"):
         from vidla_hf.training import validate_args
 

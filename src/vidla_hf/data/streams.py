@@ -15,6 +15,7 @@ per-sample augmentation is seeded by the sample's position. What the states cann
 source, seed, shuffle buffer, worker count or world size) is refused by the training loop's resume check.
 """
 
+import copy
 import glob
 import json
 import os
@@ -260,10 +261,13 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         seen = bad = 0
         skipped_keys: list[str] = []
         epoch = start_epoch
+        # A private copy: `datasets` keeps the epoch in a tensor shared by every worker (for `set_epoch` from
+        # the main process), so workers at different epochs would reshuffle with each other's seeds.
+        dataset = copy.deepcopy(self.dataset)
         while True:
-            self.dataset.set_epoch(epoch)
+            dataset.set_epoch(epoch)
             used_this_epoch = raw_this_epoch = 0
-            for index, example in enumerate(self.dataset):
+            for index, example in enumerate(dataset):
                 raw_this_epoch += 1
                 if epoch == start_epoch and index <= start_index:
                     continue  # consumed before the resume point: not even decoded

@@ -167,7 +167,24 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
 
 
 DEFAULT_SPLITS = {"train": 2048, "val": 128, "test": 128}
+MANIFEST_VERSION = 3
 SHARD_NAME = re.compile(r"^[\w.-]+-\d{5}\.tar$")
+
+
+def _own_manifest(path: Path) -> dict | None:
+    """The manifest at `path` if this generator wrote it (its config version, shard-shaped names), else None."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    config = manifest.get("config") if isinstance(manifest, dict) else None
+    if not isinstance(config, dict) or config.get("version") != MANIFEST_VERSION or not isinstance(files, dict):
+        return None
+    names = [name for split_files in files.values() for name in split_files]
+    if not all(isinstance(name, str) and SHARD_NAME.match(name) for name in names):
+        return None
+    return manifest
 
 
 def generate_synthetic_dataset(
@@ -208,11 +225,19 @@ def generate_synthetic_dataset(
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"`output_dir` {str(output_dir)!r} exists and is not a folder.")
     manifest_path = output_dir / "manifest.json"
-    wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": 3}
-    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    if previous is not None and previous.get("config") == wanted and not overwrite:
+    wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": MANIFEST_VERSION}
+    previous = _own_manifest(manifest_path)
+    if previous is not None and previous["config"] == wanted and not overwrite:
         return {split: [str(output_dir / f) for f in files] for split, files in previous["files"].items()}
-    ours = {name for names in (previous or {}).get("files", {}).values() for name in names}
+    if manifest_path.is_file() and previous is None and not overwrite:
+        raise ValueError(
+            f"{str(manifest_path)!r} was not written by this generator (another dataset's manifest?); its "
+            "folder is left alone. Choose another folder, or pass overwrite=True (--overwrite)."
+        )
+    pending_path = output_dir / "manifest.pending.json"  # names being moved in by a generation that crashed
+    ours = set()
+    for manifest in (previous, _own_manifest(pending_path)):
+        ours |= {name for names in (manifest or {}).get("files", {}).values() for name in names}
     foreign = sorted(
         p.name for p in output_dir.glob("*.tar") if p.name not in ours and SHARD_NAME.match(p.name)
     )
@@ -239,6 +264,8 @@ def generate_synthetic_dataset(
                     (seed, split_index, shard_index),
                 )
                 files[split].append(name)
+        pending = {"config": wanted, "files": files}
+        pending_path.write_text(json.dumps(pending))  # so a crash below leaves shards we still know as ours
         manifest_path.unlink(missing_ok=True)  # from here until the new manifest, no dataset is published
         for names in files.values():
             for name in names:
@@ -248,6 +275,7 @@ def generate_synthetic_dataset(
     partial = manifest_path.with_suffix(".partial")
     partial.write_text(json.dumps({"config": wanted, "files": files}, indent=2))
     os.replace(partial, manifest_path)
+    pending_path.unlink(missing_ok=True)
     return {split: [str(output_dir / f) for f in names] for split, names in files.items()}
 
 

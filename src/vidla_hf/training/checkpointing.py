@@ -4,10 +4,11 @@ data layout a checkpoint can only be resumed with, and the final model folder.
 A run owns these names in `--output_dir`; nothing else there is ever touched:
 
     checkpoints/step_N/     accelerate's `save_state` + `data_state_rank{r}.json` + `trainer_state.json`
-    logs/                   the tracker's logs (TensorBoard)
+    logs/vidla/             the tracker's logs (TensorBoard)
     losses.jsonl            one line per optimizer step
     train_results.json      retrieval before/after training, skipped samples
-    model + processor files and training_args.json (the final model, AutoModel-loadable)
+    model + processor files and training_args.json (the final model, AutoModel-loadable), listed in
+    .vidla_run_files.json
 """
 
 import json
@@ -24,7 +25,7 @@ from accelerate import Accelerator
 from .arguments import TrainingArguments
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
-RUN_ARTIFACTS = ("checkpoints", "logs", "losses.jsonl", "train_results.json")
+RUN_FILES = ".vidla_run_files.json"  # the final model's file names, so --overwrite_output_dir removes exactly them
 # Options that decide which sample comes next: a checkpoint only resumes exactly with the same values.
 LAYOUT_OPTIONS = (
     "per_device_batch_size",
@@ -41,26 +42,42 @@ class ResumeMismatchError(ValueError):
 
 def prepare_output_dir(args: TrainingArguments, remove_earlier_run: bool = True) -> None:
     """Refuses to start a new run in a non-empty `--output_dir` (an earlier run's logs and checkpoints would
-    mix with this one's) unless `--resume_from_checkpoint` continues that run, or `--overwrite_output_dir`
-    asks to remove the earlier run's own files (`RUN_ARTIFACTS`, removed if `remove_earlier_run`; other
-    files stay)."""
+    mix with this one's) unless `--resume_from_checkpoint` continues the run in it, or
+    `--overwrite_output_dir` asks to remove the earlier run's own files (removed if `remove_earlier_run`):
+    complete or partial `checkpoints/step_N`, `logs/vidla`, `losses.jsonl`, `train_results.json` and the
+    final model files its `RUN_FILES` marker lists. Anything else stays."""
     output = Path(args.output_dir)
     if output.exists() and not output.is_dir():
         raise ValueError(f"`--output_dir` {str(output)!r} exists and is not a folder.")
-    if args.resume_from_checkpoint or not output.is_dir() or not any(output.iterdir()):
+    if not output.is_dir() or not any(output.iterdir()):
         return
+    if args.resume_from_checkpoint:
+        resumed = Path(args.resume_from_checkpoint).expanduser().resolve()
+        own = (output / "checkpoints").resolve()
+        if args.resume_from_checkpoint == "latest" or resumed.parent == own:
+            return  # continues the run in this folder
+        raise ValueError(
+            f"`--output_dir` {str(output)!r} is not empty and `--resume_from_checkpoint` {str(resumed)!r} is "
+            "not one of its checkpoints: resuming another run's checkpoint needs a new or empty --output_dir."
+        )
     if not args.overwrite_output_dir:
         raise ValueError(
             f"`--output_dir` {str(output)!r} is not empty. Pass --resume_from_checkpoint latest to continue "
-            "the run in it, --overwrite_output_dir to start a new run there (the earlier run's checkpoints/, "
-            "logs/, losses.jsonl and train_results.json are removed), or choose another folder."
+            "the run in it, --overwrite_output_dir to start a new run there (the earlier run's checkpoints, "
+            "logs, losses.jsonl, train_results.json and final model are removed; nothing else), or choose "
+            "another folder."
         )
-    for name in RUN_ARTIFACTS if remove_earlier_run else ():
-        path = output / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+    if not remove_earlier_run:
+        return
+    for checkpoint in (output / "checkpoints").glob("step_*"):
+        if CHECKPOINT_PATTERN.match(checkpoint.name.removesuffix(".partial")) and checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
+    shutil.rmtree(output / "logs" / "vidla", ignore_errors=True)
+    marker = output / RUN_FILES
+    final_files = json.loads(marker.read_text()) if marker.is_file() else []
+    for name in [*final_files, "losses.jsonl", "train_results.json", RUN_FILES]:
+        if isinstance(name, str) and "/" not in name and name not in ("", ".", ".."):
+            (output / name).unlink(missing_ok=True)
 
 
 def find_checkpoint(output_dir: str, which: str) -> Path:
@@ -88,9 +105,10 @@ def data_layout(args: TrainingArguments, num_processes: int, data_fingerprint: A
     return {**layout, "num_processes": num_processes, "train_data": data_fingerprint}
 
 
-def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> int:
-    """The step `checkpoint` was written at; raises `ResumeMismatchError` naming every option whose value
-    differs from the checkpoint's (resuming would silently replay or skip samples)."""
+def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's trainer state (`step`, `layout`, `results`, `elapsed_seconds`); raises
+    `ResumeMismatchError` naming every option whose value differs from the checkpoint's (resuming would
+    silently replay or skip samples)."""
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     saved = state.get("layout")
     if saved is None:
@@ -100,12 +118,8 @@ def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> int:
     differences = [
         f"--{name}: checkpoint {saved.get(name)!r}, now {value!r}"
         for name, value in layout.items()
-        if saved.get(name) != value and name != "train_data"
+        if saved.get(name) != value
     ]
-    if saved.get("train_data") != layout["train_data"]:
-        differences.append(
-            f"--train_data: checkpoint {saved.get('train_data')!r}, now {layout['train_data']!r}"
-        )
     if differences:
         raise ResumeMismatchError(
             f"Cannot resume exactly from {checkpoint}: the data layout differs ("
@@ -113,13 +127,15 @@ def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> int:
             + "). Resume with the checkpoint's values (`--num_processes` is accelerate launch's), or start "
             "a new run in another --output_dir."
         )
-    return int(state["step"])
+    return state
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: str, step: int, data_state: dict, layout: dict[str, Any]
+    accelerator: Accelerator, output_dir: str, step: int, data_state: dict, trainer_state: dict[str, Any]
 ) -> Path:
-    """`save_state` into `step_N.partial`, then renamed to `step_N`: a half-written one is never `latest`."""
+    """`save_state` into `step_N.partial`, then renamed to `step_N`: a half-written one is never `latest`.
+    `data_state` is this process's (its loader's state), `trainer_state` the main process's (layout,
+    results so far)."""
     folder = Path(output_dir) / "checkpoints"
     final, partial = folder / f"step_{step}", folder / f"step_{step}.partial"
     if accelerator.is_main_process:
@@ -130,7 +146,7 @@ def save_checkpoint(
     (partial / f"data_state_rank{accelerator.process_index}.json").write_text(json.dumps(data_state))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (partial / "trainer_state.json").write_text(json.dumps({"step": step, "layout": layout}, indent=2))
+        (partial / "trainer_state.json").write_text(json.dumps({"step": step, **trainer_state}, indent=2))
         mode = 0o666 & ~_umask()  # safetensors writes 0600; a checkpoint is an ordinary file
         for item in partial.iterdir():
             if item.is_file():
@@ -150,7 +166,13 @@ def truncate_loss_log(path: Path, last_step: int) -> None:
     """Keeps the lines of steps <= `last_step` (a resumed run rewrites the steps after its checkpoint)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line torn by a crash mid-append
+            continue
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
@@ -181,6 +203,8 @@ def save_final(model, processor, output_dir: str, args: TrainingArguments) -> No
         processor.save_pretrained(staging)
         (Path(staging) / "training_args.json").write_text(json.dumps(asdict(args), indent=2))
         mode = 0o666 & ~_umask()
+        names = sorted(item.name for item in Path(staging).iterdir())
+        write_text_atomic(output / RUN_FILES, json.dumps(names))
         for item in Path(staging).iterdir():
             if item.is_file():
                 os.chmod(item, mode)

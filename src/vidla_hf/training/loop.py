@@ -16,7 +16,13 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torchdata.stateful_dataloader import StatefulDataLoader
 from tqdm.auto import tqdm
 
-from ..data.streams import VideoTextStream, collate_video_text, load_video_text_stream, source_fingerprint
+from ..data.streams import (
+    VideoTextStream,
+    collate_video_text,
+    load_video_text_stream,
+    resolve_tar_shards,
+    source_fingerprint,
+)
 from ..evaluation.retrieval import evaluate_retrieval
 from .arguments import TrainingArguments, validate_args
 from .checkpointing import (
@@ -104,9 +110,19 @@ def check_finite_parameters(model: torch.nn.Module, step: int) -> None:
     bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
     if bad:
         raise TrainingDivergedError(
-            f"Step {step} left non-finite weights ({len(bad)} tensors, e.g. {bad[0]}); nothing was saved "
-            "from this state. Lower --learning_rate and resume from the last checkpoint."
+            f"The weights became non-finite at step {step} ({len(bad)} tensors, e.g. {bad[0]}); nothing was "
+            "saved from this state. Lower --learning_rate and resume from the last checkpoint."
         )
+
+
+def use_learning_rate(optimizer, scheduler, learning_rate: float) -> None:
+    """After `load_state`: the schedule continues at its step but from this run's `--learning_rate` (the
+    checkpoint's optimizer and scheduler carry the old one), so a lowered rate takes effect on resume."""
+    schedule = scheduler.scheduler  # accelerate's wrapper around the LambdaLR
+    schedule.base_lrs = [learning_rate] * len(schedule.base_lrs)
+    for group, factor in zip(optimizer.param_groups, schedule.lr_lambdas, strict=True):
+        group["initial_lr"] = learning_rate
+        group["lr"] = learning_rate * factor(schedule.last_epoch)
 
 
 def training_function(args: TrainingArguments) -> dict[str, Any]:
@@ -134,11 +150,15 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         accelerator.process_index,
         accelerator.num_processes,
     )
+    # On every process, before the model is built: a bad evaluation source or a resume mismatch fails
+    # everywhere at once (on the main process alone it would leave the others waiting at a barrier).
+    resolve_tar_shards(args.eval_data or args.train_data, args.eval_split)
     layout = data_layout(args, accelerator.num_processes, source_fingerprint(args.train_data, "train"))
-    checkpoint, start_step = None, 0
-    if args.resume_from_checkpoint:  # checked before the model is built: a mismatch costs nothing
+    checkpoint, start_step, resumed_state = None, 0, {}
+    if args.resume_from_checkpoint:
         checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
-        start_step = check_resume_layout(checkpoint, layout)
+        resumed_state = check_resume_layout(checkpoint, layout)
+        start_step = resumed_state["step"]
 
     model, processor = load_model_and_processor(args)
     if args.gradient_checkpointing:
@@ -174,9 +194,13 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             generator=torch.Generator().manual_seed(args.seed),
         )
     loss_log = Path(args.output_dir) / "losses.jsonl"
+    skipped_total = 0
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
-        loader.load_state_dict(load_data_state(checkpoint, accelerator.process_index))
+        data_state = load_data_state(checkpoint, accelerator.process_index)
+        loader.load_state_dict(data_state["loader"])
+        skipped_total = data_state["skipped"]
+        use_learning_rate(optimizer, scheduler, args.learning_rate)
         if accelerator.is_main_process:
             truncate_loss_log(loss_log, start_step)
         accelerator.print(f"resumed from {checkpoint} at step {start_step}")
@@ -186,7 +210,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     if args.report_to != "none":
         accelerator.init_trackers("vidla", config={k: v for k, v in vars(args).items() if v is not None})
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = dict(resumed_state.get("results", {}))
     unwrapped = accelerator.unwrap_model(module).model
     if start_step == 0 and accelerator.is_main_process:
         results["before"] = evaluate_on_val(unwrapped, processor, args)
@@ -196,7 +220,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         accelerator.log(scalar_logs(results["before"]), step=0)
     accelerator.wait_for_everyone()
 
-    skipped_total, started = 0, time.perf_counter()
+    started = time.perf_counter() - resumed_state.get("elapsed_seconds", 0.0)
     last_step = args.stop_at_step or args.max_steps
     progress = tqdm(
         range(start_step, last_step), disable=not accelerator.is_local_main_process, desc="training"
@@ -204,6 +228,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     module.train()
     for step in range(start_step + 1, last_step + 1):
         learning_rate = optimizer.param_groups[0]["lr"]
+        step_losses = []
         for _ in range(args.gradient_accumulation_steps):
             batch = next(batches)
             skipped_total += batch["skipped"]
@@ -215,10 +240,12 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
                         f"The loss became {loss.item()} at step {step}; nothing was saved from this state. "
                         "Lower --learning_rate and resume from the last checkpoint."
                     )
+                step_losses.append(loss.detach())
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     norm = accelerator.clip_grad_norm_(module.parameters(), args.max_grad_norm)
-                    if not torch.isfinite(norm):
+                    # With fp16 loss scaling an inf norm is an overflow the scaler skips, not divergence.
+                    if accelerator.scaler is None and norm is not None and not torch.isfinite(norm):
                         raise TrainingDivergedError(
                             f"The gradient norm became {norm.item()} at step {step}; nothing was saved from "
                             "this state. Lower --learning_rate and resume from the last checkpoint."
@@ -229,6 +256,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         with torch.no_grad():  # CLIP clamps the inverse temperature at 100
             unwrapped.logit_scale.clamp_(0, math.log(100))
         progress.update(1)
+        loss = torch.stack(step_losses).mean()  # the step's loss: the mean over its micro-batches
         if accelerator.is_main_process:
             with loss_log.open("a") as file:
                 file.write(json.dumps({"step": step, "loss": loss.item(), "lr": learning_rate}) + "\n")
@@ -244,16 +272,24 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             }
             accelerator.log(logs, step=step)
             progress.set_postfix(loss=f"{loss.item():.3f}", skipped=int(skipped))
+        evaluate_now = step % args.eval_steps == 0 and step != last_step
+        if step % args.checkpointing_steps == 0 or step == last_step or evaluate_now:
+            check_finite_parameters(unwrapped, step)  # on every process: all raise together
         if step % args.checkpointing_steps == 0 or step == last_step:
-            check_finite_parameters(unwrapped, step)
-            save_checkpoint(accelerator, args.output_dir, step, loader.state_dict(), layout)
-        if step % args.eval_steps == 0 and step != last_step and accelerator.is_main_process:
-            check_finite_parameters(unwrapped, step)
+            trainer_state = {
+                "layout": layout,
+                "results": results,
+                "elapsed_seconds": round(time.perf_counter() - started, 1),
+            }
+            data_state = {"loader": loader.state_dict(), "skipped": skipped_total}
+            save_checkpoint(accelerator, args.output_dir, step, data_state, trainer_state)
+        if evaluate_now and accelerator.is_main_process:
             metrics = evaluate_on_val(unwrapped, processor, args)
             results.setdefault("during", {})[str(step)] = metrics
             accelerator.log(scalar_logs(metrics), step=step)
             accelerator.print(f"step {step}: {format_metrics(metrics)}")
-        accelerator.wait_for_everyone()
+        if evaluate_now:
+            accelerator.wait_for_everyone()
     progress.close()
 
     results["skipped_samples"] = int(
@@ -272,7 +308,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             "global_batch_size": args.per_device_batch_size
             * args.gradient_accumulation_steps
             * accelerator.num_processes,
-            "training_seconds": round(time.perf_counter() - started, 1),
+            "wall_seconds": round(time.perf_counter() - started, 1),  # incl. evaluation and checkpoints
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "torch": torch.__version__,
             "device": str(accelerator.device),
