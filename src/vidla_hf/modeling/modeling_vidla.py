@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import CLIPModel, PreTrainedConfig, PreTrainedModel, initialization
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -202,31 +202,12 @@ def _with_variant(filename: str, variant: str | None) -> str:
 
 
 def safetensors_problem(path: str | os.PathLike) -> str | None:
-    """Why the safetensors file at `path` cannot be loaded, or None if its layout is sound. Checked against the
-    format itself: an 8-byte little-endian header length, a JSON header, then exactly the tensor bytes."""
+    """Why safetensors cannot open the file at `path` (its own header and size checks), or None."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as file:
-            prefix = file.read(8)
-            if len(prefix) < 8:
-                return f"it has {size} bytes, fewer than the 8-byte header length"
-            (header_size,) = struct.unpack("<Q", prefix)
-            if 8 + header_size > size:
-                return f"its header claims {header_size} bytes but the whole file has {size}"
-            header = json.loads(file.read(header_size))
-    except OSError as error:
-        return f"it cannot be read ({error})"
-    except ValueError:  # json.JSONDecodeError and UnicodeDecodeError
-        return "its header is not valid JSON"
-    try:
-        data_end = max(
-            (entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0
-        )
-    except (AttributeError, KeyError, IndexError, TypeError):
-        return "its header has no valid tensor offsets"
-    if 8 + header_size + data_end != size:
-        return f"its tensors end at byte {8 + header_size + data_end} but the file has {size} bytes"
-    return None
+        with safe_open(os.fspath(path), framework="pt"):
+            return None
+    except (SafetensorError, OSError) as error:
+        return f"safetensors cannot read it ({error})"
 
 
 def find_corrupt_weights(pretrained_model_name_or_path: Any, kwargs: dict) -> tuple[str, str] | None:

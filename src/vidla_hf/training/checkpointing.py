@@ -202,12 +202,9 @@ def save_final(model, processor, output_dir: str, args: TrainingArguments) -> No
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         (Path(staging) / "training_args.json").write_text(json.dumps(asdict(args), indent=2))
-        mode = 0o666 & ~_umask()
         names = sorted(item.name for item in Path(staging).iterdir())
         write_text_atomic(output / RUN_FILES, json.dumps(names))
-        for item in Path(staging).iterdir():
-            if item.is_file():
-                os.chmod(item, mode)
+        for item in Path(staging).iterdir():  # the model's own save already gave its files normal permissions
             os.replace(item, output / item.name)
 
 
