@@ -25,8 +25,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import av
 import numpy as np
+
+from .mp4 import encode_mp4
 
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 240), "yellow": (240, 220, 40)}
 SHAPES = ("circle", "square", "triangle")
@@ -128,20 +129,6 @@ def render_clip(clip: SyntheticClip, rng: np.random.Generator) -> np.ndarray:
     return np.stack(frames)
 
 
-def encode_mp4(frames: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = FRAME_SIZE, FRAME_SIZE, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "18", "g": str(FRAMES_PER_EVENT)}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buffer.getvalue()
-
-
 def _add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -154,7 +141,7 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
     partial = path.with_suffix(".tar.partial")
     with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
         for clip in clips:
-            _add_member(archive, f"{clip.key}.mp4", encode_mp4(render_clip(clip, rng)))
+            _add_member(archive, f"{clip.key}.mp4", encode_mp4(render_clip(clip, rng), FPS, keyframe_interval=FRAMES_PER_EVENT))
             meta = {
                 "caption": clip.caption,
                 "subtitle": clip.subtitle,
