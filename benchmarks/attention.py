@@ -73,7 +73,7 @@ def dense_forward(model, videos, temporal_mask, global_mask):
         return attn.out_proj(out.transpose(1, 2).reshape(batch, seq, dim))
 
     config = model.config
-    summary = 1 + config.num_mst_tokens
+    summary = config.num_summary_tokens
     hidden = model.pre_layrnorm(model.embeddings(videos))
     for layer in model.encoder.layers:
         patches = hidden[:, summary:]

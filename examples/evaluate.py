@@ -20,32 +20,22 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from transformers import AutoModel, AutoProcessor
 
 import vidla_hf  # noqa: F401  (registers the Auto classes)
 from vidla_hf.evaluation import (
     KINETICS_TEMPLATES,
+    build_multiple_choice,
     class_embeddings,
+    compute_embeddings,
+    embed_texts,
     evaluate_retrieval,
     multiple_choice_accuracy,
     paragraph,
     zero_shot_accuracy,
 )
-from vidla_hf.evaluation.embeddings import compute_embeddings
-
-
-def embed_texts(model, processor, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-    device = next(model.parameters()).device
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            tokens = processor(text=texts[start : start + batch_size], return_tensors="pt").to(device)
-            out.append(model.get_text_features(**tokens).pooler_output.float().cpu())
-    return F.normalize(torch.cat(out), dim=-1)
 
 
 def main() -> None:
@@ -129,34 +119,21 @@ def main() -> None:
             raise ValueError(f"Every sample needs a string `{args.label_column}` for classification.")
         class_names = sorted(set(labels))
         templates = KINETICS_TEMPLATES if args.templates == "kinetics" else ("a video of {}.",)
-        classes = class_embeddings(model, processor, class_names, templates).cpu()
+        classes = class_embeddings(model, processor, class_names, templates)
         targets = torch.tensor([class_names.index(label) for label in labels])
         metrics = {**zero_shot_accuracy(videos, classes, targets), "num_classes": len(class_names)}
     else:
-        rng = np.random.default_rng(args.seed)
-        if args.options_column:
-            options = [m[args.options_column] for m in metadata]
-            answers = [int(m[args.answer_column]) for m in metadata]
-        else:
-            captions = [m.get(args.caption_column) or m.get(args.subtitle_column) for m in metadata]
-            if len(captions) < args.num_options:
-                raise ValueError(
-                    f"Need at least --num_options={args.num_options} samples, got {len(captions)}."
-                )
-            options, answers = [], []
-            for index, caption in enumerate(captions):
-                others = rng.choice(
-                    [i for i in range(len(captions)) if i != index], args.num_options - 1, replace=False
-                )
-                answer = int(rng.integers(args.num_options))
-                choice = [captions[i] for i in others]
-                choice.insert(answer, caption)
-                options.append(choice)
-                answers.append(answer)
-        if len({len(o) for o in options}) != 1:
-            raise ValueError("Every sample must have the same number of options.")
+        options, answers = build_multiple_choice(
+            metadata,
+            args.num_options,
+            options_column=args.options_column,
+            answer_column=args.answer_column,
+            caption_column=args.caption_column,
+            subtitle_column=args.subtitle_column,
+            seed=args.seed,
+        )
         flat = embed_texts(model, processor, [text for choice in options for text in choice])
-        option_embeds = flat.view(len(options), len(options[0]), -1)
+        option_embeds = flat.view(len(options), len(options[0]), -1)  # (N, K, D)
         metrics = {
             "accuracy": multiple_choice_accuracy(videos, option_embeds, torch.tensor(answers)),
             "num_options": len(options[0]),

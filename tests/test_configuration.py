@@ -4,6 +4,7 @@ import pytest
 from transformers import AutoConfig, CLIPTextConfig, CLIPVisionConfig
 
 from vidla_hf import VidLAConfig, VidLATextConfig, VidLAVisionConfig
+from vidla_hf.modeling.configuration_vidla import check_mask_ratio
 
 
 def test_defaults_are_vidla_b16_on_clip_widths():
@@ -78,6 +79,28 @@ def test_round_trip_and_auto_config(tmp_path):
     without_path = lambda c: {k: v for k, v in c.to_dict().items() if k != "_name_or_path"}  # noqa: E731
     assert without_path(loaded) == without_path(config)
     assert AutoConfig.for_model("vidla").model_type == "vidla"
+
+
+def test_token_layout_is_cls_then_mst_then_patches():
+    """1 + U·V summary tokens, then T·N patches: written out for the paper's U=3, V=4 and a 14x14 grid."""
+    config = VidLAVisionConfig(mst_levels=3, mst_tokens_per_level=4)
+    assert (config.num_mst_tokens, config.num_summary_tokens) == (12, 13)
+    assert config.patches_per_frame(1 + 12 + 8 * 196, num_frames=8) == 196
+    assert config.patches_per_frame(1 + 12 + 8 * 49, num_frames=8) == 49  # tube masking keeps N' < N
+    assert VidLAVisionConfig(mst_levels=0).num_summary_tokens == 1
+    for length, frames in ((1 + 12 + 8 * 196 + 1, 8), (12, 8), (13 + 8, 0)):
+        with pytest.raises(ValueError, match=rf"{length} tokens is not 1 \+ U·V \(13\) \+ T·N"):
+            config.patches_per_frame(length, frames)
+
+
+def test_check_mask_ratio_is_the_one_validator():
+    assert check_mask_ratio(0) == 0.0 and isinstance(check_mask_ratio(0), float)
+    assert check_mask_ratio(0.75) == 0.75
+    for value, error in ((1.0, ValueError), (-0.1, ValueError), ("0.5", TypeError), (True, TypeError)):
+        with pytest.raises(error, match=r"`--mask_ratio` must be"):
+            check_mask_ratio(value, name="--mask_ratio")
+        with pytest.raises(error, match="mask_ratio"):
+            VidLAVisionConfig(mask_ratio=value)
 
 
 # Every size of each tower: a non-positive value (or a non-int) is refused, naming the config, field and value.

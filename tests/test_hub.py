@@ -1,25 +1,30 @@
 """Publishing: the assembled repository, the model card, and one commit at the `HfApi` boundary."""
 
 import doctest
+import importlib
 import json
 import math
+import os
+import pkgutil
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import transformers
 from conftest import run_without_vidla_hf
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import EvalResult, HfApi, ModelCard
 from video_fixtures import frame_pattern, write_mp4
 
 import vidla_hf.hub
 from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 from vidla_hf.hub import assemble_repo, build_model_card, eval_results_for_card, load_eval_results, publish
 
-PUBLISH_SCRIPT = Path(__file__).parents[1] / "examples" / "publish.py"
+ROOT = Path(__file__).parents[1]
+PUBLISH_SCRIPT = ROOT / "examples" / "publish.py"
 
 RESULTS = {
     "task": "retrieval",
@@ -457,5 +462,97 @@ def test_repo_id_must_be_a_namespaced_string(model_dir):
 
 
 def test_hub_doctests_are_not_skipped():
-    examples = [e for test in doctest.DocTestFinder().find(vidla_hf.hub) for e in test.examples]
-    assert len(examples) >= 5 and not [e.source for e in examples if e.options.get(doctest.SKIP)]
+    modules = [vidla_hf.hub] + [
+        importlib.import_module(f"vidla_hf.hub.{info.name}")
+        for info in pkgutil.iter_modules(vidla_hf.hub.__path__)
+    ]
+    examples = {
+        module.__name__: [e for test in doctest.DocTestFinder().find(module) for e in test.examples]
+        for module in modules
+    }
+    for name in ("vidla_hf.hub.publishing", "vidla_hf.hub.model_card", "vidla_hf.hub.eval_results"):
+        assert len(examples[name]) >= 2, f"{name} has no runnable example"
+    skipped = [e.source for found in examples.values() for e in found if e.options.get(doctest.SKIP)]
+    assert sum(map(len, examples.values())) >= 15 and not skipped
+
+
+# The card comes from a template shipped in the package; its metadata is read back by huggingface_hub itself.
+
+
+def test_card_eval_results_round_trip_through_huggingface_hub(model_dir, tmp_path):
+    retrieval = {
+        "task_type": "video-text-retrieval",
+        "task_name": "Text-video retrieval",
+        "dataset_type": "org/msrvtt",
+        "dataset_name": "org/msrvtt",
+        "dataset_split": "test",
+    }
+    classification = {
+        "task_type": "zero-shot-video-classification",
+        "task_name": "Zero-shot video classification",
+        "dataset_type": "k400",
+        "dataset_name": "k400",
+        "dataset_split": "val",
+    }
+    expected = [
+        EvalResult(**retrieval, metric_type=kind, metric_name=f"text→video {metric}", metric_value=value)
+        for kind, metric, value in (
+            ("r_at_1", "R@1", 41.5),
+            ("r_at_5", "R@5", 70.0),
+            ("r_at_10", "R@10", 80.25),
+            ("mdr", "MdR", 2.0),
+            ("mnr", "MnR", 9.5),
+        )
+    ] + [
+        EvalResult(**classification, metric_type=name, metric_name=name, metric_value=value)
+        for name, value in (("top1", 55.5), ("top5", 80.0))
+    ]
+    assert eval_results_for_card([RESULTS, CLASSIFICATION]) == expected
+    card = build_model_card(model_dir, "org/vidla-test", [RESULTS, CLASSIFICATION])
+    card.save(tmp_path / "README.md")
+    loaded = ModelCard.load(tmp_path / "README.md")
+    assert loaded.data.eval_results == expected
+    assert loaded.data.model_name == "vidla-test" and str(loaded) == str(card)
+    assert "{{" not in loaded.text and "{%" not in loaded.text and "{#" not in loaded.text
+    assert loaded.text.startswith("\n# vidla-test\n\n") and loaded.text.endswith("not for real videos.\n")
+
+
+def test_card_template_ships_in_the_wheel(model_dir, tmp_path):
+    """The package as pip installs it (a wheel built from pyproject.toml, not this editable checkout)
+    holds the template, and renders the card from its own copy."""
+    pytest.importorskip("setuptools")
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", "dist", "."]
+    done = subprocess.run(build, cwd=source, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = (source / "dist").glob("vidla_hf-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        assert "vidla_hf/hub/model_card.md.jinja" in names, "package data missing from pyproject.toml"
+        shipped = archive.read("vidla_hf/hub/model_card.md.jinja")
+    assert shipped == vidla_hf.hub.model_card.MODEL_CARD_TEMPLATE.read_bytes()
+    installed = tmp_path / "installed"
+    install = [*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(installed), str(wheel)]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    render = (
+        "import sys; from pathlib import Path; from vidla_hf.hub import build_model_card, model_card; "
+        "assert Path(model_card.__file__).is_relative_to(sys.argv[1]), model_card.__file__; "
+        "print(build_model_card(sys.argv[2], 'org/x').text)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    done = subprocess.run(
+        [sys.executable, "-c", render, str(installed), str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("\n# x\n") and "## Limitations" in done.stdout

@@ -1,4 +1,5 @@
-"""The objective against eq. 3 written out, and two real processes (gloo) against one process."""
+"""The objective against eq. 3 written out, and two real processes (gloo) against one process, both for
+`VidLALoss` and for `VidLAModel.forward(return_loss=True)` (one `info_nce`, gathering inside the loss)."""
 
 import math
 import os
@@ -8,9 +9,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import randomize_, tiny_config
 from torch import nn
 
-from vidla_hf.training import VidLALoss
+from vidla_hf import VidLAModel
+from vidla_hf.modeling.modeling_vidla import gather_with_grad as modeling_gather_with_grad
+from vidla_hf.modeling.modeling_vidla import info_nce as modeling_info_nce
+from vidla_hf.training import VidLALoss, gather_with_grad, info_nce
 
 
 def eq3_by_hand(v, c, s, scale):
@@ -31,6 +36,12 @@ def test_single_process_loss_is_equation_3():
     total, parts = VidLALoss()(v, c, s, torch.tensor(7.0, dtype=torch.float64))
     assert total.item() == pytest.approx(eq3_by_hand(v, c, s, 7.0), rel=1e-9)
     assert (parts["caption"] + parts["subtitle"]).item() == pytest.approx(total.item())
+
+
+def test_training_reexports_the_one_definition_in_the_modeling_file():
+    assert info_nce is modeling_info_nce and gather_with_grad is modeling_gather_with_grad
+    t = torch.randn(3, 4)
+    assert gather_with_grad(t) is t  # not distributed: the identity
 
 
 class Towers(nn.Module):
@@ -60,29 +71,64 @@ def batch(n=8):
     )
 
 
+def towers_loss(model, x, c, s):
+    return VidLALoss()(*model(x, c, s))[0]
+
+
+def tiny_vidla():
+    return randomize_(VidLAModel(tiny_config())).train()  # no dropout, no masking: deterministic
+
+
+def vidla_batch(n=4):
+    generator = torch.Generator().manual_seed(2)
+    input_ids = torch.randint(3, 99, (n, 7), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = 0, 2  # bos, eos of the tiny text config
+    return torch.randn(n, 2, 3, 8, 8, generator=generator), input_ids
+
+
+def vidla_forward_loss(model, pixel_values_videos, input_ids):
+    return model(pixel_values_videos=pixel_values_videos, input_ids=input_ids, return_loss=True).loss
+
+
+# name: (model, whole batch, loss of a model on a batch)
+SETUPS = {
+    "VidLALoss": (Towers, batch, towers_loss),
+    "VidLAModel.forward": (tiny_vidla, vidla_batch, vidla_forward_loss),
+}
+
+
 def _worker(rank, world_size, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    model = nn.parallel.DistributedDataParallel(Towers())
-    x, c, s = batch()
-    local = slice(rank * 4, (rank + 1) * 4)
-    loss, _ = VidLALoss()(*model(x[local], c[local], s[local]))
-    loss.backward()
-    torch.save(
-        {"loss": loss.detach(), "grads": {n: p.grad for n, p in model.module.named_parameters()}},
-        os.path.join(out_dir, f"rank{rank}.pt"),
-    )
+    results = {}
+    for name, (build, whole_batch, compute_loss) in SETUPS.items():
+        model = nn.parallel.DistributedDataParallel(build())
+        inputs = whole_batch()
+        share = inputs[0].shape[0] // world_size
+        loss = compute_loss(model, *(t[rank * share : (rank + 1) * share] for t in inputs))
+        loss.backward()
+        results[name] = {
+            "loss": loss.detach(),
+            "grads": {n: p.grad for n, p in model.module.named_parameters()},
+        }
+    torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
 
 
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path):
-    model = Towers()
-    loss, _ = VidLALoss()(*model(*batch()))
-    loss.backward()
-    expected = {n: p.grad for n, p in model.named_parameters()}
+    """Each process holds half the batch; the loss (gathered inside `info_nce`) and, after DDP averages them,
+    the gradients equal those of one process holding the whole batch."""
+    expected = {}
+    for name, (build, whole_batch, compute_loss) in SETUPS.items():
+        model = build()
+        loss = compute_loss(model, *whole_batch())
+        loss.backward()
+        expected[name] = {"loss": loss.detach(), "grads": {n: p.grad for n, p in model.named_parameters()}}
 
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     for rank in range(2):
         result = torch.load(tmp_path / f"rank{rank}.pt")
-        torch.testing.assert_close(result["loss"], loss.detach())
-        for name, grad in expected.items():
-            torch.testing.assert_close(result["grads"][name], grad, msg=name)
+        for name, reference in expected.items():
+            torch.testing.assert_close(result[name]["loss"], reference["loss"], msg=name)
+            assert result[name]["grads"].keys() == reference["grads"].keys()
+            for param, grad in reference["grads"].items():
+                torch.testing.assert_close(result[name]["grads"][param], grad, msg=f"{name}: {param}")

@@ -11,6 +11,7 @@ from conftest import ROOT, TINY_TEXT, TINY_TOWER, randomize_, run_without_vidla_
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, CLIPConfig, CLIPModel, CLIPTextModel
+from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from vidla_hf import VidLAConfig, VidLAModel, VidLATextModel, VidLAVisionConfig, VidLAVisionModel
 from vidla_hf.modeling.configuration_vidla import NoSuchFolderError, check_local_folder, looks_like_local_path
@@ -92,7 +93,8 @@ def test_one_frame_without_mst_reproduces_clip(text_inputs):
         )
     torch.testing.assert_close(ours.logits_per_video, theirs.logits_per_image, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(ours.logits_per_text, theirs.logits_per_text, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(ours.loss, theirs.loss, atol=1e-5, rtol=1e-5)
+    # The paper's info-NCE sums the two directions (eq. 3); CLIP averages them.
+    torch.testing.assert_close(ours.loss, 2 * theirs.loss, atol=1e-5, rtol=1e-5)
 
 
 def test_paper_default_patches_do_not_see_cls_so_one_frame_differs_from_clip():
@@ -167,6 +169,20 @@ def test_two_optimiser_steps_move_every_new_parameter(text_inputs):
 @pytest.fixture
 def model():
     return randomize_(VidLAModel(tiny_config())).eval()
+
+
+def test_return_loss_is_the_papers_info_nce(model, text_inputs):
+    """Eq. 3 sums both directions: 2x CLIP's loss on the same logits, and the two log-softmaxes written out."""
+    with torch.no_grad():
+        out = model(pixel_values_videos=videos(batch=3), return_loss=True, **text_inputs)
+    assert out.loss.shape == ()
+    torch.testing.assert_close(out.loss, 2 * image_text_contrastive_loss(out.logits_per_text))
+    video_to_text = out.logits_per_video.log_softmax(dim=1).diagonal().mean()
+    text_to_video = out.logits_per_text.log_softmax(dim=1).diagonal().mean()
+    torch.testing.assert_close(out.loss, -(video_to_text + text_to_video))
+    assert model(pixel_values_videos=videos(batch=3), **text_inputs).loss is None
+    with pytest.raises(ValueError, match="as many texts as videos .*got 3 texts and 2 videos"):
+        model(pixel_values_videos=videos(batch=2), return_loss=True, **text_inputs)
 
 
 def test_save_load_round_trip_is_safetensors_only(model, tmp_path, text_inputs):
@@ -283,6 +299,16 @@ def test_any_number_of_frames_and_resizing_the_table(model, tmp_path):
         via_auto.vision_model.embeddings.temporal_embedding,
         resized.vision_model.embeddings.temporal_embedding,
     )
+
+
+def test_num_frames_is_for_models_with_a_video_tower(model, tmp_path):
+    model.vision_model.save_pretrained(tmp_path / "vision")
+    vision = VidLAVisionModel.from_pretrained(tmp_path / "vision", num_frames=6)
+    assert vision.embeddings.temporal_embedding.shape == (6, 32) and vision.config.num_frames == 6
+    model.text_model.save_pretrained(tmp_path / "text")
+    with pytest.raises(TypeError, match=r"`num_frames=6`: VidLATextModel has no video tower"):
+        VidLATextModel.from_pretrained(tmp_path / "text", num_frames=6)
+    assert not hasattr(VidLATextModel, "resize_num_frames")
 
 
 def test_tube_masking_only_in_training_and_per_call(model):
@@ -516,7 +542,9 @@ def test_corrupt_shard_is_named_in_the_error(model, tmp_path):
     shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
     assert len(shards) > 1
     shards[-1].write_bytes(shards[-1].read_bytes()[:-100])
-    with pytest.raises(CorruptCheckpointError, match=f"weights file {shards[-1]}: safetensors cannot read it"):
+    with pytest.raises(
+        CorruptCheckpointError, match=f"weights file {shards[-1]}: safetensors cannot read it"
+    ):
         VidLAModel.from_pretrained(tmp_path)
 
 

@@ -250,3 +250,32 @@ def test_recipes_and_explicit_options():
     finetune = parse_args("", recipe="retrieval-finetune", argv=["--learning_rate", "3e-5"])
     assert (finetune.num_frames, finetune.learning_rate, finetune.weight_decay) == (32, 3e-5, 0.2)
     assert finetune.training_augmentation is False
+
+
+def test_boolean_spellings_and_the_help_show_the_defaults_that_apply(capsys):
+    """Every spelling of a boolean (HfArgumentParser's and argparse's BooleanOptionalAction's) sets it, and
+    leaving it out keeps the recipe's value; --help prints the recipe defaults, not argparse's `None`."""
+    reference = TrainingArguments(**RECIPES["tiny-cpu"])
+    assert parse_args("", argv=[]) == reference
+    for argv, expected in (
+        (["--gradient_checkpointing"], True),
+        (["--gradient_checkpointing", "true"], True),
+        (["--gradient_checkpointing", "false"], False),
+        (["--no-gradient_checkpointing"], False),
+        (["--no_gradient_checkpointing"], False),
+    ):
+        assert parse_args("", argv=argv).gradient_checkpointing is expected, argv
+    for argv in (
+        ["--no_training_augmentation"],
+        ["--no-training_augmentation"],
+        ["--training_augmentation", "no"],
+    ):
+        assert parse_args("", argv=argv).training_augmentation is False, argv
+    with pytest.raises(SystemExit):
+        parse_args("", argv=["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 0.0005 (tiny-cpu), 2e-05 (paper))" in help_text
+    assert "default: None" not in help_text and "a VidLA checkpoint (default: not set)" in help_text
+    with pytest.raises(SystemExit):
+        parse_args("", argv=["--mixed_precision", "fp16", "--max_steps", "ten"])
+    assert "--max_steps" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import torch
 
 from vidla_hf import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 from vidla_hf.data import CorruptStreamError, VideoTextStream, collate_video_text, load_video_text_stream
-from vidla_hf.data.synthetic import encode_mp4, render_clip, sample_clip
+from vidla_hf.data.mp4 import encode_mp4
+from vidla_hf.data.synthetic import FPS, render_clip, sample_clip
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def write_shards(folder, num_shards=2, per_shard=10, bad_every=10, seed=0):
             for i in range(per_shard):
                 key = f"s{shard}-{i:03d}"
                 clip = sample_clip(key, rng, scale="short")
-                video = encode_mp4(render_clip(clip, rng))
+                video = encode_mp4(render_clip(clip, rng), FPS)
                 meta = json.dumps({"caption": clip.caption, "subtitle": clip.subtitle}).encode()
                 number = shard * per_shard + i
                 if number % bad_every == bad_every - 1:
@@ -160,3 +161,24 @@ def test_stateful_loader_resumes_exactly_across_epochs_with_workers_at_different
     for expected, got in zip(reference, head + tail, strict=True):
         assert got["keys"] == expected["keys"] and got["positions"] == expected["positions"]
         assert torch.equal(got["pixel_values_videos"], expected["pixel_values_videos"])
+
+
+def test_texts_are_truncated_to_the_tokenizers_context_and_padded_with_its_pad_token(tmp_path, processor):
+    """A 300-word subtitle keeps CLIP's first 76 tokens + [EOS] (CLIP's 77-token context); a short caption is
+    padded with CLIP's pad token (its [EOS], 49407) and masked out."""
+    rng = np.random.default_rng(0)
+    long_subtitle = " ".join(["red circle moving left"] * 75)
+    with tarfile.open(tmp_path / "train-00000.tar", "w") as archive:
+        clip = sample_clip("long", rng, scale="short")
+        add(archive, "long.mp4", encode_mp4(render_clip(clip, rng), FPS))
+        add(archive, "long.json", json.dumps({"caption": "a red circle", "subtitle": long_subtitle}).encode())
+    stream = VideoTextStream(load_video_text_stream(str(tmp_path), "train"), processor, num_frames=4)
+    batch = collate_video_text([next(iter(stream))])
+    full = processor.tokenizer(long_subtitle)["input_ids"]  # untruncated
+    assert batch["subtitle_ids"][0].tolist() == full[:76] + [49407]
+    assert batch["caption_ids"].shape == (1, 5) and batch["caption_mask"].tolist() == [[1] * 5]
+    two = collate_video_text(
+        [next(iter(stream))] * 2 + [{**next(iter(stream)), "caption_ids": [49406, 320, 49407]}]
+    )
+    assert two["caption_ids"][2].tolist() == [49406, 320, 49407, 49407, 49407]
+    assert two["caption_mask"][2].tolist() == [1, 1, 1, 0, 0]

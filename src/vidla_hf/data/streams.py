@@ -238,7 +238,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         pixels = self.processor.video_processor(
             video, num_frames=self.num_frames, training=self.training, seed=sample_seed, return_tensors="pt"
         )["pixel_values_videos"][0]
-        tokenize = self.processor.tokenizer
+        tokenizer = self.processor.tokenizer  # truncates to its own `model_max_length` (CLIP's 77)
         extra = {}
         if self.keep_metadata:
             extra["metadata"] = {
@@ -250,8 +250,9 @@ class VideoTextStream(torch.utils.data.IterableDataset):
             **extra,
             "key": example.get("__key__"),
             "pixel_values_videos": pixels,
-            "caption_ids": tokenize(caption, truncation=True, max_length=77)["input_ids"],
-            "subtitle_ids": tokenize(subtitle, truncation=True, max_length=77)["input_ids"],
+            "caption_ids": tokenizer(caption, truncation=True)["input_ids"],
+            "subtitle_ids": tokenizer(subtitle, truncation=True)["input_ids"],
+            "pad_token_id": tokenizer.pad_token_id,
         }
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -299,8 +300,14 @@ class VideoTextStream(torch.utils.data.IterableDataset):
             epoch += 1
 
 
-def collate_video_text(samples: list[dict[str, Any]], pad_token_id: int = 49407) -> dict[str, Any]:
-    """Stacks videos, pads both texts (CLIP pads with [EOS]) and gathers positions and skip counts."""
+def collate_video_text(samples: list[dict[str, Any]], pad_token_id: int | None = None) -> dict[str, Any]:
+    """Stacks videos, pads both texts and gathers positions and skip counts.
+
+    Texts are padded with `pad_token_id`, by default the one the samples' tokenizer uses (CLIP pads with
+    its end-of-text token).
+    """
+    if pad_token_id is None:
+        pad_token_id = samples[0]["pad_token_id"]
 
     def pad(sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         length = max(len(s) for s in sequences)

@@ -1,5 +1,7 @@
-"""Evaluation: retrieval (with exact chunked dual softmax), zero-shot classification, multiple choice."""
+"""Evaluation: text and evaluation-set embeddings, retrieval (with exact chunked dual softmax), zero-shot
+classification, multiple choice."""
 
+from .embeddings import compute_embeddings, embed_texts
 from .retrieval import (
     dual_softmax,
     evaluate_retrieval,
@@ -8,12 +10,21 @@ from .retrieval import (
     paragraph,
     retrieval_metrics,
 )
-from .zero_shot import KINETICS_TEMPLATES, class_embeddings, multiple_choice_accuracy, zero_shot_accuracy
+from .zero_shot import (
+    KINETICS_TEMPLATES,
+    build_multiple_choice,
+    class_embeddings,
+    multiple_choice_accuracy,
+    zero_shot_accuracy,
+)
 
 __all__ = [
     "KINETICS_TEMPLATES",
+    "build_multiple_choice",
     "class_embeddings",
+    "compute_embeddings",
     "dual_softmax",
+    "embed_texts",
     "evaluate_retrieval",
     "matched_ranks",
     "metrics_from_ranks",

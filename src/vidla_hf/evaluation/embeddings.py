@@ -1,10 +1,64 @@
-"""Embeddings of a streamed evaluation set, computed once, in batches, gathered across processes."""
+"""Evaluation embeddings: texts (`embed_texts`, the one text-embedding loop) and a streamed evaluation set
+(`compute_embeddings`: videos and their texts, computed once, in batches, gathered across processes)."""
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.streams import VideoTextStream, collate_video_text, load_video_text_stream
+
+
+def _embed_tokens(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(N, D) L2-normalised float32 text embeddings of tokenised texts, on the model's device."""
+    text = model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+    return F.normalize(text.float(), dim=-1)
+
+
+@torch.no_grad()
+def embed_texts(model, processor, texts: list[str], batch_size: int = 256, device=None) -> torch.Tensor:
+    """(N, D) L2-normalised float32 embeddings of `texts`, in order, on the CPU: the model's projected text
+    embedding (`get_text_features(...).pooler_output`), in eval mode. `processor` tokenises `batch_size`
+    texts at a time (padded to the longest of the batch, truncated to CLIP's 77 tokens), which run on
+    `device` (default: the device of the model's parameters). The numbers do not depend on `batch_size`.
+
+    Example (a tiny untrained model):
+
+    ```python
+    >>> import torch
+    >>> from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+    >>> from vidla_hf.evaluation import embed_texts
+    >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny"))  # embeddings of 128
+    >>> processor = VidLAProcessor(VidLAVideoProcessor(), build_clip_tokenizer())
+    >>> embeds = embed_texts(model, processor, ["a red circle moves left", "a blue square", ""], batch_size=2)
+    >>> embeds.shape, embeds.dtype, embeds.device.type
+    (torch.Size([3, 128]), torch.float32, 'cpu')
+    >>> torch.allclose(embeds.norm(dim=-1), torch.ones(3))
+    True
+
+    ```
+    """
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise TypeError(f"`texts` must be a list of strings, got {type(texts).__name__}.")
+    if not texts:
+        raise ValueError("`texts` is empty: pass at least one text.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"`texts[{index}]` must be a string, got {type(text).__name__} ({text!r:.100}).")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}.")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        embeds = []
+        for start in range(0, len(texts), batch_size):
+            tokens = processor(text=list(texts[start : start + batch_size]), return_tensors="pt").to(device)
+            embeds.append(_embed_tokens(model, tokens["input_ids"], tokens["attention_mask"]).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(embeds)
 
 
 @torch.no_grad()
@@ -93,22 +147,18 @@ def compute_embeddings(
         if not first_pass:
             break
         pick = torch.tensor(first_pass)
-        out["video_embeds"].append(
-            model.get_video_features(batch["pixel_values_videos"][pick].to(device)).pooler_output
-        )
-        for role in ("caption", "subtitle"):
-            text = model.get_text_features(
-                input_ids=batch[f"{role}_ids"][pick].to(device),
-                attention_mask=batch[f"{role}_mask"][pick].to(device),
-            ).pooler_output
-            out[f"{role}_embeds"].append(text)
+        video = model.get_video_features(batch["pixel_values_videos"][pick].to(device)).pooler_output
+        out["video_embeds"].append(F.normalize(video.float(), dim=-1).cpu())
+        for role in ("caption", "subtitle"):  # tokenised by the stream, as `embed_texts` tokenises
+            ids, mask = batch[f"{role}_ids"][pick].to(device), batch[f"{role}_mask"][pick].to(device)
+            out[f"{role}_embeds"].append(_embed_tokens(model, ids, mask).cpu())
         out["keys"] += [batch["keys"][i] for i in first_pass]
         out["metadata"] += [batch["metadata"][i] for i in first_pass]
         progress.update(len(first_pass))
     progress.close()
     model.train(was_training)
     for name in ("video_embeds", "caption_embeds", "subtitle_embeds"):
-        out[name] = F.normalize(torch.cat(out[name]).float().cpu(), dim=-1) if out[name] else torch.empty(0)
+        out[name] = torch.cat(out[name]) if out[name] else torch.empty(0)
     if accelerator is not None and world > 1:
         from accelerate.utils import gather_object
 
@@ -127,4 +177,4 @@ def compute_embeddings(
     return out
 
 
-__all__ = ["compute_embeddings"]
+__all__ = ["compute_embeddings", "embed_texts"]

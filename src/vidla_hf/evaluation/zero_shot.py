@@ -1,8 +1,10 @@
 """Zero-shot classification (prompt-template ensembles, as CLIP does for Kinetics) and multiple choice."""
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .embeddings import embed_texts
 from .retrieval import _check_finite
 
 # CLIP's prompt templates for Kinetics-700 (Radford et al. 2021, `notebooks/Prompt_Engineering_for_ImageNet`).
@@ -38,20 +40,91 @@ KINETICS_TEMPLATES = (
 )
 
 
-@torch.no_grad()
-def class_embeddings(model, processor, class_names: list[str], templates=("a video of {}.",), batch_size=256):
-    """(classes, D) normalised class embeddings: each class's template embeddings, normalised, averaged and
-    normalised again (CLIP's prompt ensembling)."""
+def class_embeddings(
+    model, processor, class_names: list[str], templates=("a video of {}.",), batch_size=256, device=None
+) -> torch.Tensor:
+    """(classes, D) normalised class embeddings on the CPU: each class's template embeddings (`embed_texts`,
+    normalised), averaged and normalised again (CLIP's prompt ensembling)."""
     if not class_names or not templates or not all("{}" in t for t in templates):
         raise ValueError("Need at least one class name and templates that each contain '{}'.")
-    device = next(model.parameters()).device
     prompts = [template.format(name) for name in class_names for template in templates]
-    embeds = []
-    for start in range(0, len(prompts), batch_size):
-        tokens = processor(text=prompts[start : start + batch_size], return_tensors="pt").to(device)
-        embeds.append(F.normalize(model.get_text_features(**tokens).pooler_output.float(), dim=-1))
-    per_template = torch.cat(embeds).view(len(class_names), len(templates), -1)  # (C, templates, D)
+    embeds = embed_texts(model, processor, prompts, batch_size=batch_size, device=device)
+    per_template = embeds.view(len(class_names), len(templates), -1)  # (C, templates, D)
     return F.normalize(per_template.mean(dim=1), dim=-1)
+
+
+def build_multiple_choice(
+    metadata: list[dict],
+    num_options: int = 5,
+    *,
+    options_column: str | None = None,
+    answer_column: str | None = None,
+    caption_column: str = "caption",
+    subtitle_column: str = "subtitle",
+    seed: int = 0,
+) -> tuple[list[list[str]], list[int]]:
+    """The candidate texts of a multiple-choice test, one question per sample: `(options, answers)` with
+    `options[i]` the K texts offered for sample `i` and `answers[i]` the index of the right one.
+
+    With `options_column`, each sample's metadata holds its options (a list of K texts) and `answer_column`
+    the index of the right one (as in MSR-VTT MC). Without it, each sample's caption (its subtitle if it has
+    no caption) is hidden among the captions of `num_options - 1` other samples, drawn without replacement,
+    at a random position (NumPy's `default_rng(seed)`: the same `seed` and metadata give the same test).
+    Every sample must end up with the same number of options K.
+
+    Example:
+
+    ```python
+    >>> from vidla_hf.evaluation import build_multiple_choice
+    >>> metadata = [{"caption": c} for c in ("a red circle", "a blue square", "a green star", "a cat")]
+    >>> options, answers = build_multiple_choice(metadata, num_options=3, seed=0)
+    >>> [len(choice) for choice in options]
+    [3, 3, 3, 3]
+    >>> [choice[answer] for choice, answer in zip(options, answers, strict=True)]
+    ['a red circle', 'a blue square', 'a green star', 'a cat']
+    >>> build_multiple_choice([{"choices": ["a dog", "a cat"], "answer": 1}], options_column="choices",
+    ...                       answer_column="answer")
+    ([['a dog', 'a cat']], [1])
+
+    ```
+    """
+    if options_column:
+        if not answer_column:
+            raise ValueError(f"`answer_column` is needed with `options_column` ({options_column!r}).")
+        for index, fields in enumerate(metadata):
+            if options_column not in fields or answer_column not in fields:
+                raise ValueError(
+                    f"Sample {index} has no `{options_column}` or no `{answer_column}` in its metadata "
+                    f"(it has {sorted(fields)})."
+                )
+        options = [fields[options_column] for fields in metadata]
+        answers = [int(fields[answer_column]) for fields in metadata]
+    else:
+        if isinstance(num_options, bool) or not isinstance(num_options, int) or num_options < 2:
+            raise ValueError(f"`num_options` must be an integer >= 2, got {num_options!r}.")
+        captions = [fields.get(caption_column) or fields.get(subtitle_column) for fields in metadata]
+        if len(captions) < num_options:
+            raise ValueError(f"Need at least num_options={num_options} samples, got {len(captions)}.")
+        missing = [index for index, caption in enumerate(captions) if not isinstance(caption, str)]
+        if missing:
+            raise ValueError(
+                f"{len(missing)} samples have no `{caption_column}` or `{subtitle_column}` text in their "
+                f"metadata (first: sample {missing[0]})."
+            )
+        rng = np.random.default_rng(seed)
+        options, answers = [], []
+        for index, caption in enumerate(captions):
+            others = rng.choice(
+                [i for i in range(len(captions)) if i != index], num_options - 1, replace=False
+            )
+            answer = int(rng.integers(num_options))
+            choice = [captions[i] for i in others]
+            choice.insert(answer, caption)
+            options.append(choice)
+            answers.append(answer)
+    if len({len(choice) for choice in options}) != 1:
+        raise ValueError("Every sample must have the same number of options.")
+    return options, answers
 
 
 def _check_labels(labels: torch.Tensor, name: str, num_videos: int, num_choices: int) -> None:
@@ -126,4 +199,10 @@ def multiple_choice_accuracy(
     return float((scores.argmax(dim=1) == answers).float().mean() * 100)
 
 
-__all__ = ["KINETICS_TEMPLATES", "class_embeddings", "multiple_choice_accuracy", "zero_shot_accuracy"]
+__all__ = [
+    "KINETICS_TEMPLATES",
+    "build_multiple_choice",
+    "class_embeddings",
+    "multiple_choice_accuracy",
+    "zero_shot_accuracy",
+]

@@ -11,6 +11,8 @@ from .modeling_vidla import (
     VidLATextModel,
     VidLAVisionModel,
     VidLAVisionModelOutput,
+    gather_with_grad,
+    info_nce,
 )
 
 __all__ = [
@@ -28,4 +30,6 @@ __all__ = [
     "VidLAVisionModel",
     "VidLAVisionModelOutput",
     "convert_clip_state_dict",
+    "gather_with_grad",
+    "info_nce",
 ]

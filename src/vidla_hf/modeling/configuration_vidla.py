@@ -46,6 +46,19 @@ def _check_tower(config: PreTrainedConfig, sizes: tuple[str, ...]) -> None:
         )
 
 
+def check_mask_ratio(value: Any, name: str = "mask_ratio") -> float:
+    """Returns the tube masking ratio `value` as a float, or raises if it is not a number in [0, 1).
+
+    The one validator of a masking ratio: the vision config, `VidLAVisionModel.forward` and the training
+    arguments all call it. `name` is the argument named in the error (e.g. `--mask_ratio`).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a float in [0, 1), got {value!r}.")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be in [0, 1), got {value}.")
+    return float(value)
+
+
 class NoSuchFolderError(FileNotFoundError, ValueError):
     """`from_pretrained` was given a local path (see `check_local_folder`) that does not exist."""
 
@@ -216,20 +229,33 @@ class VidLAVisionConfig(LocalFolderCheck, CLIPVisionConfig):
         return self.mst_levels * self.mst_tokens_per_level
 
     @property
-    def num_patches_per_frame(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
+    def num_summary_tokens(self) -> int:
+        """1 + U·V: the [CLS] and [MST] tokens in front of the patches in the video tower's sequence."""
+        return 1 + self.num_mst_tokens
+
+    def patches_per_frame(self, sequence_length: int, num_frames: int) -> int:
+        """N (N' under tube masking) of a video tower sequence of `sequence_length` = 1 + U·V + T·N tokens.
+
+        Example:
+
+        ```python
+        >>> from vidla_hf import VidLAVisionConfig
+        >>> config = VidLAVisionConfig(mst_levels=3, mst_tokens_per_level=4)  # 1 + 12 summary tokens
+        >>> config.patches_per_frame(1 + 12 + 8 * 196, num_frames=8)
+        196
+
+        ```"""
+        num_patch_tokens = sequence_length - self.num_summary_tokens
+        if num_frames < 1 or num_patch_tokens < 0 or num_patch_tokens % num_frames:
+            raise ValueError(
+                f"a sequence of {sequence_length} tokens is not 1 + U·V ({self.num_summary_tokens}) + T·N with "
+                f"T = {num_frames} frames."
+            )
+        return num_patch_tokens // num_frames
 
 
-def check_mask_ratio(mask_ratio: Any, name: str = "mask_ratio") -> float:
-    """Returns `mask_ratio` as a float, or raises if it is not a number in [0, 1)."""
-    if isinstance(mask_ratio, bool) or not isinstance(mask_ratio, (int, float)):
-        raise TypeError(f"`{name}` must be a float in [0, 1), got {mask_ratio!r}.")
-    if not 0.0 <= mask_ratio < 1.0:
-        raise ValueError(f"`{name}` must be in [0, 1), got {mask_ratio}.")
-    return float(mask_ratio)
-
-
-_B16_VISION = {
+# CLIP ViT-B widths, shared by the /32 and /16 presets (which differ only in `patch_size`).
+_VIT_B_VISION = {
     "hidden_size": 768,
     "intermediate_size": 3072,
     "num_hidden_layers": 12,
@@ -237,8 +263,8 @@ _B16_VISION = {
 }
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper's two models: CLIP ViT-B/32 and ViT-B/16 at 224 px with U=3, V=4, r=2.
-    "vidla-b32": {"vision_config": {**_B16_VISION, "patch_size": 32}, "text_config": {}},
-    "vidla-b16": {"vision_config": {**_B16_VISION, "patch_size": 16}, "text_config": {}},
+    "vidla-b32": {"vision_config": {**_VIT_B_VISION, "patch_size": 32}, "text_config": {}},
+    "vidla-b16": {"vision_config": {**_VIT_B_VISION, "patch_size": 16}, "text_config": {}},
     # Small enough to train on a laptop CPU; the real CLIP vocabulary so the real tokenizer works.
     "vidla-tiny": {
         "vision_config": {

@@ -7,8 +7,11 @@ Token layout of the video tower (public: hidden states are returned in it):
 
 Each layer runs (1) spatially-local temporal attention over the patches, (2) global spatio-temporal
 attention with the paper's asymmetric masks, (3) CLIP's MLP. The (1+UV+TN)² mask of step 2 is never
-built: it is split into dense problems (see `VidLAGlobalAttention`). Kept free of `vidla_hf` imports so
-that this file, `configuration_vidla.py` and `convert_clip.py` work as Hub remote code.
+built: it is split into dense problems (see `VidLAGlobalAttention`).
+
+The objective (paper eq. 3) lives here too, with every line of distributed code (`gather_with_grad`,
+`info_nce`): `VidLAModel.forward(return_loss=True)` and `vidla_hf.training.VidLALoss` both use it. Kept free of
+`vidla_hf` imports so that this file, `configuration_vidla.py` and `convert_clip.py` work as Hub remote code.
 """
 
 import errno
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import nn
@@ -36,7 +40,6 @@ from transformers.models.clip.modeling_clip import (
     CLIPPreTrainedModel,
     CLIPTextModel,
     eager_attention_forward,
-    image_text_contrastive_loss,
 )
 from transformers.utils import ModelOutput, cached_file
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
@@ -70,8 +73,10 @@ class VidLAVisionModelOutput(BaseModelOutputWithPooling):
 @dataclass
 class VidLAOutput(ModelOutput):
     r"""
-    loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `return_loss` is `True`):
-        Symmetric info-NCE over the local batch, `(L_video→text + L_text→video) / 2` (CLIP's convention).
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `return_loss` is `True`):
+        The paper's info-NCE (`info_nce`): `L_video→text + L_text→video`, both directions *summed* (eq. 3), i.e.
+        twice CLIP's `image_text_contrastive_loss` on the same logits; over the global batch when
+        `torch.distributed` is initialised.
     logits_per_video (`torch.FloatTensor` of shape `(video_batch_size, text_batch_size)`):
         Scaled cosine similarities between every video and every text.
     logits_per_text (`torch.FloatTensor` of shape `(text_batch_size, video_batch_size)`):
@@ -95,6 +100,81 @@ class VidLAOutput(ModelOutput):
         )
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """`all_gather` along dim 0 whose backward sums the gradient from every process and keeps this process's
+    slice (`torch.distributed.all_gather` itself carries no gradient, nor does accelerate's `gather`)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.batch = dist.get_rank(), tensor.shape[0]
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return torch.cat(gathered, dim=0)  # (world·B, D)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        grad = grad_output.contiguous()
+        # Every process's share of the gradient of its copy of the global loss, summed; gloo has no
+        # reduce_scatter, and all_reduce + slice is the same.
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.batch : (ctx.rank + 1) * ctx.batch]  # (B, D)
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """All processes' `tensor`s concatenated along dim 0, differentiable; `tensor` itself when
+    `torch.distributed` is not initialised or has one process. Every process must pass the same batch size."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return tensor
+    return _GatherWithGrad.apply(tensor)
+
+
+def info_nce(
+    video_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    r"""One info-NCE term of the paper's objective (eq. 3), over the global batch:
+
+        L_vt = 1/B Σ_i [ -log softmax_j(s·v_i·t_j)_i - log softmax_j(s·t_i·v_j)_i ],   s = 1/τ
+
+    Both directions are *summed*, as in the paper: this is twice CLIP's `image_text_contrastive_loss` (which
+    averages them) on the same logits, and `2·log(B)` at chance.
+
+    All distributed code of the objective is here (open_clip's `ClipLoss` with `gather_with_grad=True`): when
+    `torch.distributed` is initialised, both embeddings are gathered from every process with `gather_with_grad`
+    first, so the negatives are the global batch and every process returns the same loss. It is then a
+    collective call: every process must make it, with the same batch size. With DDP averaging the parameter
+    gradients, this gives exactly the gradient of one process holding the whole batch.
+
+    Args:
+        video_embeds (`torch.Tensor` of shape `(batch_size, dim)`): This process's L2-normalised video embeddings.
+        text_embeds (`torch.Tensor` of shape `(batch_size, dim)`): The matching L2-normalised text embeddings
+            (text `i` describes video `i`).
+        logit_scale (`torch.Tensor`): The inverse temperature `1/τ = exp(VidLAModel.logit_scale)`, not its log.
+
+    Example:
+
+    ```python
+    >>> import math, torch
+    >>> from vidla_hf.modeling.modeling_vidla import info_nce
+    >>> embeds = torch.eye(4)  # 4 orthonormal videos, each described exactly by its text
+    >>> round(info_nce(embeds, embeds, torch.tensor(0.0)).item() / math.log(4), 4)  # τ = ∞: chance, 2·log(B)
+    2.0
+    >>> info_nce(embeds, embeds, torch.tensor(100.0)).item() < 1e-6
+    True
+
+    ```
+    """
+    if video_embeds.shape[0] != text_embeds.shape[0]:
+        raise ValueError(
+            f"info-NCE needs as many texts as videos (text i describes video i), got {text_embeds.shape[0]} texts "
+            f"and {video_embeds.shape[0]} videos."
+        )
+    videos = gather_with_grad(video_embeds)  # (world·B, D)
+    texts = gather_with_grad(text_embeds)  # (world·B, D)
+    logits_per_video = logit_scale * videos @ texts.T  # (world·B, world·B)
+    labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
+    return F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.T, labels)
+
+
 def summary_attention_mask(
     config: VidLAVisionConfig,
     num_frames: int,
@@ -111,7 +191,7 @@ def summary_attention_mask(
     num_mst = config.num_mst_tokens
     if num_mst == 0:
         return None
-    num_summary = 1 + num_mst
+    num_summary = config.num_summary_tokens
     mst_level = torch.arange(num_mst, device=device) // config.mst_tokens_per_level  # (UV,)
     patch_frame = torch.arange(num_frames * patches_per_frame, device=device) // patches_per_frame  # (TN,)
     level_stride = config.mst_temporal_scale**mst_level  # (UV,)
@@ -230,7 +310,7 @@ def find_corrupt_weights(pretrained_model_name_or_path: Any, kwargs: dict) -> tu
                 _raise_exceptions_for_connection_errors=False,
                 **lookup,
             )
-        except Exception:  # not found locally, an invalid name, ...: nothing to check
+        except OSError:  # not a valid Hub id nor a folder (transformers raises OSError): nothing to check
             return None
 
     candidates = [local_file(_with_variant("model.safetensors", variant))]
@@ -249,13 +329,14 @@ def find_corrupt_weights(pretrained_model_name_or_path: Any, kwargs: dict) -> tu
 
 
 def _current_umask() -> int:
+    """The process umask: on Linux read from /proc without changing it; elsewhere (no /proc) set and restored."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:  # Linux: read without changing it
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
+        status = Path("/proc/self/status").read_text(encoding="utf-8", errors="replace")
+    except OSError:  # no /proc (macOS, Windows): the fallback below
+        status = ""
+    for line in status.splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -384,8 +465,8 @@ class VidLAGlobalAttention(CLIPAttention):
         **kwargs,
     ) -> tuple[torch.Tensor, None]:
         batch_size, seq_len, _ = hidden_states.shape
-        num_summary = 1 + self.config.num_mst_tokens
-        patches_per_frame = (seq_len - num_summary) // num_frames
+        num_summary = self.config.num_summary_tokens
+        patches_per_frame = self.config.patches_per_frame(seq_len, num_frames)
         context_start = 0 if self.config.patch_attends_cls else 1
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
@@ -453,8 +534,8 @@ class VidLAEncoderLayer(GradientCheckpointingLayer):
     def temporal_forward(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
         """Eq. 1: patch (t, n) attends to (t', n) for every t'; [CLS]/[MST] pass through unchanged."""
         batch_size, seq_len, dim = hidden_states.shape
-        num_summary = 1 + self.config.num_mst_tokens
-        patches_per_frame = (seq_len - num_summary) // num_frames
+        num_summary = self.config.num_summary_tokens
+        patches_per_frame = self.config.patches_per_frame(seq_len, num_frames)
         summary, patches = hidden_states[:, :num_summary], hidden_states[:, num_summary:]
         by_position = patches.reshape(batch_size, num_frames, patches_per_frame, dim).transpose(
             1, 2
@@ -566,7 +647,8 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
         """`PreTrainedModel.from_pretrained`, plus:
 
         - `num_frames=` resamples the temporal position table of the loaded checkpoint to a new frame count
-          (e.g. a 12-frame pretrained model finetuned at 32 frames);
+          (e.g. a 12-frame pretrained model finetuned at 32 frames); only `VidLAModel` and `VidLAVisionModel`
+          take it (a text tower has no frames);
         - a name that can only be a local path (starts with `.`, `/` or `~`, ends with a separator, ...; see
           `check_local_folder`) but does not exist raises `NoSuchFolderError` ("no such folder: <path>") at once,
           instead of becoming a Hub lookup; `~` is expanded;
@@ -574,6 +656,11 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
         """
         if num_frames is not None:
             check_num_frames(num_frames)
+            if not issubclass(cls, (VidLAModel, VidLAVisionModel)):
+                raise TypeError(
+                    f"`num_frames={num_frames}`: {cls.__name__} has no video tower, so no frames to resize; "
+                    "`num_frames` is for VidLAModel and VidLAVisionModel."
+                )
         pretrained_model_name_or_path = check_local_folder(pretrained_model_name_or_path)
         try:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -707,8 +794,7 @@ class VidLAVisionModel(VidLAPreTrainedModel):
 
         hidden_states = self.embeddings(pixel_values_videos, kept_patch_indices)
         hidden_states = self.pre_layrnorm(hidden_states)
-        num_summary = 1 + self.config.num_mst_tokens
-        patches_per_frame = (hidden_states.shape[1] - num_summary) // num_frames
+        patches_per_frame = self.config.patches_per_frame(hidden_states.shape[1], num_frames)
         mask = summary_attention_mask(
             self.config, num_frames, patches_per_frame, hidden_states.dtype, hidden_states.device
         )
@@ -742,9 +828,6 @@ class VidLATextModel(VidLAPreTrainedModel, CLIPTextModel):
     input_modalities = ("text",)
     _input_embed_layer = "token_embedding"
     _can_record_outputs = CLIPPreTrainedModel._can_record_outputs
-
-    def resize_num_frames(self, num_frames: int) -> None:
-        raise ValueError("The text tower has no frames to resize.")
 
 
 class VidLAModel(VidLAPreTrainedModel):
@@ -828,8 +911,11 @@ class VidLAModel(VidLAPreTrainedModel):
         **kwargs,
     ) -> VidLAOutput:
         r"""
-        return_loss (`bool`, *optional*): Whether to return the symmetric info-NCE loss over the local batch
-            (video `i` matches text `i`).
+        return_loss (`bool`, *optional*): Whether to return the paper's info-NCE loss (`info_nce`; video `i`
+            matches text `i`). Unlike CLIP, the two directions are *summed* (paper eq. 3), so the loss is twice
+            `CLIPModel`'s on the same logits. When `torch.distributed` is initialised, the embeddings of every
+            process are gathered (with gradient) and the loss is over the global batch, as open_clip does: every
+            process must then call `forward(return_loss=True)`, with the same batch size.
         mask_ratio (`float`, *optional*): Tube masking ratio for this call (training mode only).
         """
         if input_ids is None or pixel_values_videos is None:
@@ -842,14 +928,7 @@ class VidLAModel(VidLAPreTrainedModel):
         text_embeds = F.normalize(text_outputs.pooler_output, dim=-1)
         logits_per_text = text_embeds @ video_embeds.T * self.logit_scale.exp()
         logits_per_video = logits_per_text.T
-        loss = None
-        if return_loss:
-            if logits_per_text.shape[0] != logits_per_text.shape[1]:
-                raise ValueError(
-                    f"`return_loss` needs as many texts as videos, got {logits_per_text.shape[0]} texts and "
-                    f"{logits_per_text.shape[1]} videos."
-                )
-            loss = image_text_contrastive_loss(logits_per_text)
+        loss = info_nce(video_embeds, text_embeds, self.logit_scale.exp()) if return_loss else None
         return VidLAOutput(
             loss=loss,
             logits_per_video=logits_per_video,
@@ -930,5 +1009,7 @@ __all__ = [
     "VidLAVisionEmbeddings",
     "VidLAVisionModel",
     "VidLAVisionModelOutput",
+    "gather_with_grad",
+    "info_nce",
     "summary_attention_mask",
 ]

@@ -2,9 +2,12 @@
 
 import argparse
 import math
-import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from transformers import HfArgumentParser
+
+from ..modeling.configuration_vidla import check_mask_ratio
 
 
 @dataclass
@@ -122,28 +125,34 @@ RECIPE_HELP = """recipes (--recipe; explicit options override them):
 """
 
 
-def _argument_type(annotation) -> type:
-    options = typing.get_args(annotation) or (annotation,)
-    return next(t for t in (bool, int, float, str) if t in options)
-
-
 def recipe_value(recipe: str, name: str) -> Any:
     return RECIPES[recipe].get(name, TrainingArguments.__dataclass_fields__[name].default)
+
+
+def _shown(value: Any) -> Any:
+    return "not set" if value is None else value
 
 
 def _default_help(name: str, recipe: str | None) -> str:
     """The default that applies: the fixed recipe's, or tiny-cpu's and paper's where the choice matters."""
     if recipe is not None:
-        return f"default: {recipe_value(recipe, name)}"
-    tiny, paper = recipe_value("tiny-cpu", name), recipe_value("paper", name)
+        return f"default: {_shown(recipe_value(recipe, name))}"
+    tiny, paper = _shown(recipe_value("tiny-cpu", name)), _shown(recipe_value("paper", name))
     return f"default: {tiny}" if tiny == paper else f"default: {tiny} (tiny-cpu), {paper} (paper)"
 
 
-def build_parser(description: str, recipe: str | None = None) -> argparse.ArgumentParser:
-    """One `--option` per `TrainingArguments` field, plus `--recipe`. Options left out stay `None` so that
-    `parse_args` can tell them from the recipe's defaults; the help shows the defaults that really apply."""
-    parser = argparse.ArgumentParser(
-        description=description, epilog=RECIPE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser(description: str, recipe: str | None = None) -> HfArgumentParser:
+    """transformers' `HfArgumentParser` over `TrainingArguments`, plus `--recipe`.
+
+    Options left out parse as `None`, so that `parse_args` can tell them from the recipe's defaults, and the
+    help shows the defaults that really apply. Booleans take `--flag`, `--flag false` and `--no_flag`
+    (also spelled `--no-flag`, as argparse's `BooleanOptionalAction` does).
+    """
+    parser = HfArgumentParser(
+        TrainingArguments,
+        description=description,
+        epilog=RECIPE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--recipe",
@@ -151,15 +160,25 @@ def build_parser(description: str, recipe: str | None = None) -> argparse.Argume
         default=None,
         help=f"Defaults to start from (default: {recipe or 'tiny-cpu, or paper with --init_from/--config'})",
     )
+    names = {spec.name for spec in fields(TrainingArguments)}
+    registered = set(parser._option_string_actions)
     for spec in fields(TrainingArguments):
-        kind = _argument_type(spec.type)
-        help_text = f"{spec.metadata.get('help', '')} ({_default_help(spec.name, recipe)})".lstrip()
-        if kind is bool:
-            parser.add_argument(
-                f"--{spec.name}", default=None, action=argparse.BooleanOptionalAction, help=help_text
-            )
-        else:
-            parser.add_argument(f"--{spec.name}", type=kind, default=None, help=help_text)
+        if spec.type in (bool, "bool"):
+            negations = [o for o in (f"--no_{spec.name}", f"--no-{spec.name}") if o not in registered]
+            if negations:
+                parser.add_argument(*negations, action="store_false", dest=spec.name, help=argparse.SUPPRESS)
+    for action in parser._actions:
+        if (
+            action.dest in names
+            and action.help is not argparse.SUPPRESS
+            and action.option_strings[0] == f"--{action.dest}"
+        ):
+            described = action.help and "default:" in action.help  # e.g. "default: the synthetic dataset"
+            if not described:
+                action.help = f"{action.help or ''} ({_default_help(action.dest, recipe)})".lstrip()
+        elif action.dest in names and action.help is not argparse.SUPPRESS:
+            action.help = argparse.SUPPRESS  # the `--no_flag` twin: described once, with its flag
+    parser.set_defaults(**dict.fromkeys(names))
     return parser
 
 
@@ -211,8 +230,7 @@ def validate_args(args: TrainingArguments) -> None:
         raise ValueError(
             f"`--stop_at_step` must be in [1, max_steps={args.max_steps}], got {args.stop_at_step}."
         )
-    if not 0 <= args.mask_ratio < 1:
-        raise ValueError(f"`--mask_ratio` must be in [0, 1), got {args.mask_ratio}.")
+    check_mask_ratio(args.mask_ratio, name="--mask_ratio")
     if not 0 <= args.max_corrupt_fraction < 1:
         raise ValueError(f"`--max_corrupt_fraction` must be in [0, 1), got {args.max_corrupt_fraction}.")
     if args.mixed_precision not in ("no", "fp16", "bf16"):

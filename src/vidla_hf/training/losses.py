@@ -1,62 +1,25 @@
-"""The VidLA objective (paper eq. 3) with negatives gathered across processes, open_clip-style.
+"""The VidLA pretraining objective (paper eq. 3): info-NCE video↔subtitle + video↔caption.
 
     L = 1/B Σ_i L_vs^i + 1/B Σ_i L_vc^i,   L_vt^i = -log softmax_j(v_i·t_j/τ)_i - log softmax_j(t_i·v_j/τ)_i
 
-for subtitles s and captions c, over the *global* batch. `all_gather` carries no gradient (nor does
-accelerate's `gather`), so embeddings are gathered with `gather_with_grad`, whose backward sums the
-gradient from every process and keeps this process's slice. Every process computes the same global loss;
-with DDP averaging the parameter gradients this gives exactly the gradient of one process holding the
-whole batch (tested with two real processes).
+One definition of info-NCE serves training and `VidLAModel.forward(return_loss=True)`: `info_nce` and
+`gather_with_grad` live in `vidla_hf.modeling.modeling_vidla` (which must stay self-contained for Hub remote
+code) and own every line of distributed code, open_clip-style: the negatives are the *global* batch, gathered
+with gradient. This module only composes the two terms and re-exports both functions.
 """
 
-import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
-
-class _GatherWithGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        ctx.rank, ctx.batch = dist.get_rank(), tensor.shape[0]
-        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, tensor.contiguous())
-        return torch.cat(gathered, dim=0)  # (world·B, D)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
-        grad = grad_output.contiguous()
-        dist.all_reduce(
-            grad, op=dist.ReduceOp.SUM
-        )  # gloo has no reduce_scatter; all_reduce + slice is the same
-        return grad[ctx.rank * ctx.batch : (ctx.rank + 1) * ctx.batch]
-
-
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """All processes' `tensor`s concatenated along dim 0, differentiable; identity without distribution.
-
-    Every process must pass the same batch size.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    return _GatherWithGrad.apply(tensor)
-
-
-def info_nce(
-    video_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor
-) -> torch.Tensor:
-    """Both directions of info-NCE for matched rows of L2-normalised embeddings, averaged over the batch."""
-    logits = logit_scale * video_embeds @ text_embeds.T  # (B, B)
-    labels = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)
+from ..modeling.modeling_vidla import gather_with_grad, info_nce
 
 
 class VidLALoss(nn.Module):
-    """Eq. 3 over the global batch: info-NCE video↔subtitle + video↔caption.
+    """Eq. 3 over the global batch: `info_nce(video, subtitle) + info_nce(video, caption)`.
 
-    `forward(video_embeds, caption_embeds, subtitle_embeds, logit_scale)` takes the *local* normalised
-    embeddings `(B, D)` and the inverse temperature `exp(logit_scale)` (clamp it first, as CLIP does).
-    Returns the total loss and its two parts.
+    `forward(video_embeds, caption_embeds, subtitle_embeds, logit_scale)` takes this process's L2-normalised
+    embeddings `(B, D)` and the inverse temperature `exp(logit_scale)` (clamp it first, as CLIP does); under
+    `torch.distributed` every process must call it with the same `B` (see `info_nce`). Returns the total loss
+    and its two parts.
 
     Example:
 
@@ -72,10 +35,9 @@ class VidLALoss(nn.Module):
     """
 
     def forward(self, video_embeds, caption_embeds, subtitle_embeds, logit_scale):
-        videos = gather_with_grad(video_embeds)
         parts = {
-            "subtitle": info_nce(videos, gather_with_grad(subtitle_embeds), logit_scale),
-            "caption": info_nce(videos, gather_with_grad(caption_embeds), logit_scale),
+            "subtitle": info_nce(video_embeds, subtitle_embeds, logit_scale),
+            "caption": info_nce(video_embeds, caption_embeds, logit_scale),
         }
         return parts["subtitle"] + parts["caption"], parts
 

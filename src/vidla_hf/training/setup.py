@@ -88,6 +88,10 @@ def load_model_and_processor(args: TrainingArguments) -> tuple[VidLAModel, VidLA
         )
         processor = VidLAProcessor(video_processor, tokenizer)
     processor.video_processor.num_frames = args.num_frames
+    # Texts are cut where the text tower's position table ends (CLIP's 77), also when the tokenizer came
+    # without a `model_max_length`; the saved processor keeps the limit for inference.
+    context_length = model.config.text_config.max_position_embeddings
+    processor.tokenizer.model_max_length = min(processor.tokenizer.model_max_length, context_length)
     return model, processor
 
 
