@@ -247,3 +247,35 @@ def test_auto_processor_with_a_missing_path_fails_fast_without_the_hub(path):
     with pytest.raises(OSError, match="Repo id must"):
         AutoProcessor.from_pretrained(path)
     assert time.perf_counter() - started < 5.0
+
+
+def test_one_processor_serves_concurrent_calls_as_if_each_were_alone(processor):
+    """Threads share one `VidLAProcessor`, each with its own texts, videos and video options; the reference is
+    each call made alone, one after another, on a processor of its own. (The text options are the same in
+    every thread: a transformers tokenizer keeps its padding/truncation settings as state of its own.)"""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    calls = [{"num_frames": 3 + s % 3, "training": s % 2 == 0, "seed": s} for s in range(6)]
+    texts = [["a dog", "a cat runs after a ball"][: 1 + s % 2] + ["word " * (10 * s)] for s in range(6)]
+    videos = [np.random.default_rng(s).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8) for s in range(6)]
+
+    def call(instance, index):
+        return instance(text=texts[index], videos=videos[index], return_tensors="pt", **calls[index])
+
+    processor(text="warm up", return_tensors="pt")
+    fresh = [VidLAProcessor(processor.video_processor, build_clip_tokenizer()) for _ in calls]
+    expected = [call(fresh[index], index) for index in range(len(calls))]
+    barrier = Barrier(len(calls))
+
+    def call_together(index):
+        barrier.wait()  # all threads start at once, so their calls interleave
+        return [call(processor, index) for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        results = list(pool.map(call_together, range(len(calls))))
+    for index, repeats in enumerate(results):
+        for batch in repeats:
+            assert batch.keys() == expected[index].keys()
+            for key, value in batch.items():
+                assert torch.equal(value, expected[index][key]), (calls[index], key)

@@ -1,3 +1,4 @@
+import importlib.util
 import io
 import json
 import subprocess
@@ -8,9 +9,10 @@ import psutil
 import pytest
 from video_fixtures import frame_pattern, make_corrupt_files, write_mp4
 
-from vidla_hf.processing import VideoDecodeError, available_backends, probe_video, read_video
+from vidla_hf.processing import VideoDecodeError, available_backends, probe_video, read_video, video_decoding
 
 BACKENDS = available_backends()
+AUTO = BACKENDS[0]
 SHAPES = {  # name: (frames, height, width)
     "normal": (30, 64, 96),
     "one_frame": (1, 32, 32),
@@ -32,9 +34,26 @@ def corrupt(tmp_path_factory, videos):
     return make_corrupt_files(tmp_path_factory.mktemp("corrupt"), videos["normal"])
 
 
-def test_decord_and_pyav_are_installed():
+def test_backends_are_usable_in_auto_order_checked_once(monkeypatch):
     assert {"decord", "pyav"} <= set(BACKENDS)
-    assert BACKENDS[0] == "decord", "decord is the default when installed"
+    if importlib.util.find_spec("torchcodec") is not None:
+        assert BACKENDS[0] == "torchcodec", (
+            "torchcodec is installed but cannot load FFmpeg's libraries (Debian 12: apt-get install "
+            "libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 libavfilter8)"
+        )
+    assert [b for b in ("torchcodec", "decord", "pyav") if b in BACKENDS] == BACKENDS
+    calls = []
+    checks = {
+        name: (lambda check=check, name=name: calls.append(name) or check())
+        for name, check in video_decoding._USABLE.items()
+    }
+    monkeypatch.setattr(video_decoding, "_USABLE", checks)
+    video_decoding._usable_backends.cache_clear()
+    try:
+        assert [available_backends() for _ in range(3)] == [BACKENDS] * 3
+        assert sorted(calls) == ["decord", "pyav", "torchcodec"], "each backend is checked once per process"
+    finally:
+        video_decoding._usable_backends.cache_clear()
 
 
 # decord 0.6 fails on H.264 frames whose width is not a multiple of 32 ("Check failed: from_size == to_size").
@@ -54,7 +73,8 @@ def test_decodes_the_encoded_frames(videos, name, backend):
     assert (metadata.total_num_frames, metadata.width, metadata.height) == (num_frames, width, height)
     assert metadata.fps == 10 and metadata.duration == pytest.approx(num_frames / 10)
     if backend == "auto":
-        assert metadata.video_backend == ("pyav" if name in DECORD_UNSUPPORTED else "decord")
+        fell_back = AUTO == "decord" and name in DECORD_UNSUPPORTED
+        assert metadata.video_backend == ("pyav" if fell_back else AUTO)
     error = np.abs(frames.astype(float) - frame_pattern(num_frames, height, width)).mean(axis=(1, 2, 3))
     assert error.max() < 6, error  # lossy, but each decoded frame is the frame encoded at that index
 
@@ -79,6 +99,66 @@ def test_backends_agree(videos):
     decoded = [read_video(videos["long"], indices, backend=b)[0].astype(float) for b in BACKENDS]
     for other in decoded[1:]:
         assert np.abs(other - decoded[0]).mean() < 1.0
+
+
+@pytest.mark.skipif("torchcodec" not in BACKENDS, reason="torchcodec cannot load FFmpeg here")
+@pytest.mark.parametrize("name", SHAPES)
+def test_torchcodec_decodes_the_frames_pyav_decodes(videos, name):
+    """The same frames at the same indices, with the same metadata (torchcodec's own scan, not PyAV's)."""
+    num_frames = SHAPES[name][0]
+    indices = sorted({0, num_frames // 3, num_frames // 2, num_frames - 1})
+    ours, ours_metadata = read_video(videos[name], indices, backend="torchcodec")
+    reference, reference_metadata = read_video(videos[name], indices, backend="pyav")
+    assert (ours_metadata.video_backend, reference_metadata.video_backend) == ("torchcodec", "pyav")
+    for field in ("total_num_frames", "fps", "width", "height", "duration"):
+        assert getattr(ours_metadata, field) == getattr(reference_metadata, field), field
+    if name != "odd_size":
+        np.testing.assert_array_equal(ours, reference)  # H.264: bit-exact
+    else:  # MPEG-4 Part 2 at odd sizes: the two FFmpeg builds convert YUV to RGB slightly differently
+        difference = np.abs(ours.astype(float) - reference)
+        assert difference.mean() < 1.5 and difference.mean(axis=(1, 2, 3)).max() < 2, difference.mean()
+
+
+def test_a_valid_video_torchcodec_fails_on_falls_back_to_pyav_only_with_auto(videos, corrupt, monkeypatch):
+    pytest.importorskip("torchcodec.decoders")
+
+    def failing_decoder(*args, **kwargs):
+        raise RuntimeError("simulated torchcodec failure")
+
+    monkeypatch.setattr("torchcodec.decoders.VideoDecoder", failing_decoder)
+    monkeypatch.setattr(video_decoding, "_usable_backends", lambda: ("torchcodec", "pyav"))
+    frames, metadata = read_video(videos["normal"], [0, 29])
+    assert frames.shape == (2, 64, 96, 3) and metadata.video_backend == "pyav"
+    with pytest.raises(VideoDecodeError, match="with torchcodec: simulated torchcodec failure"):
+        read_video(videos["normal"], [0], backend="torchcodec")
+    # A damaged file is still named as such (by PyAV's check), not blamed on torchcodec.
+    with pytest.raises(VideoDecodeError, match="truncated: its header declares 40 frames"):
+        read_video(corrupt["truncated_50_faststart"], backend="torchcodec")
+
+
+def test_pyav_decodes_the_checked_container_rewound_or_else_a_fresh_one(videos, monkeypatch):
+    """PyAV decodes from the container its check read (rewound to the start); if the rewind does not land on
+    the first frame, or fails, it decodes from a fresh open: the same frames either way."""
+    path, indices = str(videos["normal"]), np.array([0, 7, 7, 29])
+    expected = video_decoding._decode_pyav(path, indices)
+    fresh_opens = []
+    decode_fresh = video_decoding._decode_pyav
+    monkeypatch.setattr(
+        video_decoding, "_decode_pyav", lambda *args: fresh_opens.append(1) or decode_fresh(*args)
+    )
+
+    class CannotSeek:
+        def seek(self, offset):
+            raise OSError("not seekable")
+
+    for start_shift, opens in ((0, 0), (1, 1), (None, 2)):  # rewound; landed elsewhere; cannot seek
+        with video_decoding._checked_container(path, "x") as (container, metadata, first_pts):
+            assert metadata.total_num_frames == 30
+            container = CannotSeek() if start_shift is None else container
+            first_pts += start_shift or 0
+            frames = video_decoding._decode_checked_pyav(container, first_pts, path, indices)
+        np.testing.assert_array_equal(frames, expected)
+        assert len(fresh_opens) == opens
 
 
 def test_probe_reports_metadata_without_decoding(videos):

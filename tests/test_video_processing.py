@@ -39,6 +39,59 @@ def test_eval_mode_equals_clips_image_processor_on_the_sampled_frames(height, wi
     assert difference.mean() < 0.01 and difference.max() < 0.15, (difference.mean(), difference.max())
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_pixels_are_those_of_transformers_own_video_pipeline(training):
+    """Frames resized a few at a time and written straight into the batch give exactly the pixels of
+    transformers' `BaseVideoProcessor._preprocess` (grouped resize, centre crop, fused rescale and normalise)
+    on the same sampled frames; in training, of the same crop and flip applied to the whole resized video."""
+    from transformers.image_utils import SizeDict
+    from transformers.video_processing_utils import BaseVideoProcessor
+
+    videos = [random_video(30, 240, 320), random_video(9, 97, 131, seed=1), smooth_video(7, 300, 140)]
+    videos.append(torch.from_numpy(random_video(11, 70, 90, seed=2)).permute(0, 3, 1, 2).double() * 0.7)
+    processor = VidLAVideoProcessor(num_frames=6)
+    out = processor(videos, training=training, seed=4, return_tensors="pt", return_metadata=True)
+    frames = [
+        torch.as_tensor(video[metadata.frames_indices])
+        if isinstance(video, torch.Tensor)
+        else torch.from_numpy(video[metadata.frames_indices]).permute(0, 3, 1, 2).contiguous()
+        for video, metadata in zip(videos, out["video_metadata"], strict=True)
+    ]
+    options = {
+        "size": SizeDict(shortest_edge=224),
+        "resample": processor.resample,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": tuple(processor.image_mean),
+        "image_std": tuple(processor.image_std),
+    }
+    if training:  # the crops and flips drawn, read back from the generator the processor seeds the same way
+        generator = torch.Generator().manual_seed(int(np.random.default_rng(4).integers(2**62)))
+        cropped = []
+        for video in frames:
+            video = processor.resize(video, size=options["size"], resample=processor.resample)
+            top, left, side, flip = processor._draw_crop(*video.shape[-2:], generator)
+            video = processor.resize(
+                video[..., top : top + side, left : left + side],
+                size=SizeDict(height=224, width=224),
+                resample=processor.resample,
+            )
+            cropped.append(video.flip(-1) if flip else video)
+        frames, options["size"] = cropped, SizeDict(height=224, width=224)
+    reference = BaseVideoProcessor._preprocess(
+        processor,
+        frames,
+        do_resize=not training,
+        do_center_crop=True,
+        crop_size=SizeDict(height=224, width=224),
+        return_tensors="pt",
+        **options,
+    )["pixel_values_videos"]
+    assert out["pixel_values_videos"].shape == (4, 6, 3, 224, 224)
+    assert torch.equal(out["pixel_values_videos"], reference)
+
+
 def test_batches_videos_of_different_lengths_and_sizes():
     videos = [random_video(3, 50, 70), random_video(40, 300, 200, seed=1), random_video(1, 224, 224, seed=2)]
     out = VidLAVideoProcessor()(videos, return_tensors="pt")["pixel_values_videos"]
@@ -302,3 +355,45 @@ def test_the_whole_batch_is_checked_before_any_video_is_decoded(tmp_path, monkey
         processor([path, tmp_path / "missing.mp4"], return_tensors="pt")
     with pytest.raises(ValueError, match=r"`num_frames` must be an int >= 1"):
         processor([path], num_frames=0, return_tensors="pt")
+
+
+def test_one_processor_serves_concurrent_calls_as_if_each_were_alone(tmp_path):
+    """Threads share one processor: each call's frame generator, crop/flip generator and backend are its own.
+    The reference is every call made alone, one after another, each on a fresh processor."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from vidla_hf.processing import available_backends
+
+    options = {"num_frames": 4, "size": {"shortest_edge": 48}, "crop_size": {"height": 48, "width": 48}}
+    path = write_mp4(tmp_path / "v.mp4", frame_pattern(40, 64, 96))
+    calls = [(random_video(30, 60, 80, seed=s), {"training": True, "seed": s}) for s in range(4)]
+    calls += [(random_video(25, 70, 50, seed=9), {"training": True, "frame_sampling": "uniform", "seed": 1})]
+    calls += [(str(path), {"video_backend": backend}) for backend in available_backends()]
+    calls += [(path.read_bytes(), {"video_backend": "pyav", "training": True, "seed": 5})]
+    calls += [([random_video(9, 64, 64, seed=3), str(path)], {"training": True, "seed": 2})]
+
+    def call(processor, index):
+        videos, kwargs = calls[index]
+        out = processor(videos, return_tensors="pt", return_metadata=True, **kwargs)
+        return out["pixel_values_videos"], [
+            (m.video_backend, m.frames_indices.tolist()) for m in out["video_metadata"]
+        ]
+
+    expected = [call(VidLAVideoProcessor(**options), index) for index in range(len(calls))]
+    shared = VidLAVideoProcessor(**options)
+    barrier = Barrier(len(calls))
+
+    def call_together(index):
+        barrier.wait()  # all threads start at once, so their calls interleave
+        return [call(shared, index) for _ in range(3)]
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        results = list(pool.map(call_together, range(len(calls))))
+    for index, (repeats, (pixels, metadata)) in enumerate(zip(results, expected, strict=True)):
+        for actual_pixels, actual_metadata in repeats:
+            assert actual_metadata == metadata, (calls[index][1], actual_metadata, metadata)
+            assert torch.equal(actual_pixels, pixels), calls[index][1]
+    assert {metadata[0][0] for _, metadata in expected[5 : 5 + len(available_backends())]} == set(
+        available_backends()
+    )

@@ -9,7 +9,6 @@ from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpa
 from .input_checks import check_keywords, check_local_folder
 from .video_processing_vidla import VidLAVideoProcessorKwargs
 
-CLIP_CONTEXT_LENGTH = 77
 # A VERY_LARGE_INTEGER `model_max_length` means the tokenizer declares no context length.
 UNDECLARED_CONTEXT_LENGTH = 10**6
 
@@ -23,13 +22,16 @@ class VidLAProcessor(ProcessorMixin):
     Wraps a [`VidLAVideoProcessor`] and a CLIP tokenizer.
 
     `processor(text=..., videos=..., return_tensors="pt")` returns `input_ids` and `attention_mask`
-    (padded to the longest text, truncated to CLIP's 77 tokens: a 500-word subtitle keeps its first 75
-    tokens between [BOS] and [EOS]) and `pixel_values_videos` `(batch, frames, 3, 224, 224)`. Either input
-    may be left out. The empty string is a valid text: it encodes to `[BOS, EOS]` and gets an embedding like
-    any other text. Keyword arguments of the video processor (`num_frames`, `training`, `seed`,
-    `video_backend`, ...) go to it, those of the tokenizer (`padding`, `max_length`, ...) to the tokenizer;
-    `videos_kwargs={...}` / `text_kwargs={...}` also work. An unknown keyword is a `TypeError` naming the
-    closest known one.
+    (padded to the longest text, truncated to the tokenizer's context `model_max_length`, CLIP's 77 tokens: a
+    500-word subtitle keeps its first 75 tokens between [BOS] and [EOS]) and `pixel_values_videos`
+    `(batch, frames, 3, 224, 224)`. Either input may be left out. The empty string is a valid text: it encodes
+    to `[BOS, EOS]` and gets an embedding like any other text. Keyword arguments of the video processor
+    (`num_frames`, `training`, `seed`, `video_backend`, ...) go to it, those of the tokenizer (`padding`,
+    `max_length`, ...) to the tokenizer; `videos_kwargs={...}` / `text_kwargs={...}` also work. An unknown
+    keyword is a `TypeError` naming the closest known one. Every argument is checked before any video is
+    decoded. A call keeps nothing on the processor, so one instance may serve several threads at once; only
+    the tokenizer keeps its padding and truncation settings between calls (transformers' tokenizers do), so
+    threads sharing a processor should pass the same text options.
 
     Example:
 
@@ -47,8 +49,8 @@ class VidLAProcessor(ProcessorMixin):
     """
 
     valid_processor_kwargs = VidLAProcessorKwargs
-    # Defaults of the tokenizer's keywords: pad to the longest text, truncate to CLIP's context.
-    text_kwargs = {"padding": True, "truncation": True, "max_length": CLIP_CONTEXT_LENGTH}
+    # The tokenizer's defaults: pad to the longest text, truncate to the tokenizer's own `model_max_length`.
+    text_kwargs = {"padding": True, "truncation": True}
 
     def __init__(self, video_processor=None, tokenizer=None, **kwargs):
         super().__init__(video_processor, tokenizer, **kwargs)
@@ -58,6 +60,26 @@ class VidLAProcessor(ProcessorMixin):
         """As `ProcessorMixin.from_pretrained`, but a path-like argument (`./run`, `/abs/run`, `~/run`,
         `run/`) that does not exist fails at once instead of being looked up on the Hub; `~` is expanded."""
         return super().from_pretrained(check_local_folder(pretrained_model_name_or_path), *args, **kwargs)
+
+    def __call__(self, text=None, videos=None, **kwargs: Unpack[VidLAProcessorKwargs]) -> BatchFeature:
+        """`ProcessorMixin.__call__`, with the text first: `processor("a dog")`, `processor(text, videos)`."""
+        return super().__call__(text=text, videos=videos, **kwargs)
+
+    def prepare_inputs_layout(self, images=None, text=None, videos=None, audio=None, **kwargs):
+        # One text is a batch of one, as one video is.
+        return images, [text] if isinstance(text, str) else text, videos, audio
+
+    def validate_inputs(self, images=None, text=None, videos=None, audio=None, **kwargs) -> None:
+        if text is None and videos is None:
+            raise ValueError("Pass `text`, `videos` or both.")
+        self._check_keywords(kwargs)
+        for modality, value in (("images", images), ("audio", audio)):
+            if value is not None:
+                raise ValueError(f"{type(self).__name__} takes `text` and `videos`, got `{modality}`.")
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        self.video_processor.check_call_kwargs(merged["videos_kwargs"])
+        if text is not None:
+            self._check_text(text, merged["text_kwargs"])
 
     def _check_keywords(self, kwargs: dict) -> None:
         modality_keys = {
@@ -73,13 +95,12 @@ class VidLAProcessor(ProcessorMixin):
         for group, keys in modality_keys.items():
             check_keywords(kwargs.get(group) or {}, keys, f"`{group}` of {type(self).__name__}.__call__()")
 
-    def _check_text(self, text, text_kwargs: dict) -> list[str]:
-        texts = [text] if isinstance(text, str) else text
+    def _check_text(self, texts, text_kwargs: dict) -> None:
         if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+            raise TypeError(f"`text` must be a string or a list of strings, got {type(texts).__name__}.")
         if not texts:
             raise ValueError(
-                f"`text` is an empty {type(text).__name__}: pass a string or a list of at least one string "
+                f"`text` is an empty {type(texts).__name__}: pass a string or a list of at least one string "
                 '(the empty string "" is a valid text).'
             )
         for index, item in enumerate(texts):
@@ -99,31 +120,6 @@ class VidLAProcessor(ProcessorMixin):
             raise ValueError(
                 f"`max_length` must be {accepted}, with room for [BOS] and [EOS], got {max_length!r}."
             )
-        return list(texts)
-
-    def __call__(self, text=None, videos=None, **kwargs: Unpack[VidLAProcessorKwargs]) -> BatchFeature:
-        if text is None and videos is None:
-            raise ValueError("Pass `text`, `videos` or both.")
-        self._check_keywords(kwargs)
-        for modality in ("images", "audio"):
-            if kwargs.pop(modality, None) is not None:
-                raise ValueError(f"{type(self).__name__} takes `text` and `videos`, got `{modality}`.")
-        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
-        text_kwargs, videos_kwargs = merged["text_kwargs"], merged["videos_kwargs"]
-        # Every argument is checked before any decoding.
-        self.video_processor.check_call_kwargs(videos_kwargs)
-        texts = self._check_text(text, text_kwargs) if text is not None else None
-        return_tensors = text_kwargs.get("return_tensors", videos_kwargs.get("return_tensors"))
-        data = {}
-        if texts is not None:
-            data.update(self.tokenizer(texts, **text_kwargs))
-        if videos is not None:
-            data.update(self.video_processor(videos, **videos_kwargs))
-        return BatchFeature(data=data, tensor_type=return_tensors)
-
-    @property
-    def model_input_names(self) -> list[str]:
-        return ["input_ids", "attention_mask", "pixel_values_videos"]
 
 
 __all__ = ["VidLAProcessor"]

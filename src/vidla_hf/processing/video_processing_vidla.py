@@ -3,13 +3,12 @@
 Kept free of `vidla_hf` imports (siblings only) so that it works as Hub remote code.
 """
 
-import io
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import torch
-from PIL import Image
+from huggingface_hub.dataclasses import validate_typed_dict
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling, SizeDict
 from transformers.processing_utils import Unpack, VideosKwargs
@@ -19,15 +18,14 @@ from transformers.video_utils import VideoMetadata
 from .frame_sampling import SAMPLING_STRATEGIES, sample_frame_indices
 from .input_checks import check_keywords, check_local_folder
 from .video_decoding import BACKENDS, check_source, read_video
+from .video_inputs import VIDEO_TYPES, check_frames, frame_size, is_single_video, is_source, select_rgb_frames
 
 # Paper §5: multi-scale random crop with scales 1.0 and 0.8, aspect kept, and random horizontal flip.
 TRAINING_CROP_SCALES = (1.0, 0.8)
 # Keys a saved configuration holds besides the options (`from_pretrained` passes them to `__init__`).
+# Frames resized per call of the resize: see `_resize_and_crop`.
+FRAMES_PER_RESIZE = 4
 SAVED_METADATA_KEYS = ("auto_map", "video_processor_type", "image_processor_type", "processor_class")
-VIDEO_TYPES = (
-    "a path, bytes, a binary file object, a numpy (T, H, W, C) uint8 array, a torch (T, C, H, W) uint8 or "
-    "float tensor, or a list of PIL images"
-)
 
 
 class VidLAVideoProcessorKwargs(VideosKwargs, total=False):
@@ -40,97 +38,13 @@ class VidLAVideoProcessorKwargs(VideosKwargs, total=False):
     seed (`int`):
         Seeds frame sampling and augmentation for this call.
     video_backend (`str`):
-        `"auto"`, `"decord"`, `"pyav"` or `"torchcodec"` for paths, bytes and file objects.
+        `"auto"`, `"torchcodec"`, `"decord"` or `"pyav"` for paths, bytes and file objects.
     """
 
     training: bool
     frame_sampling: str | None
     seed: int | None
     video_backend: str
-
-
-def _is_source(item) -> bool:
-    return isinstance(item, (str, os.PathLike, bytes, bytearray, memoryview, io.IOBase))
-
-
-def _is_single_video(videos) -> bool:
-    if _is_source(videos):
-        return True
-    if isinstance(videos, (np.ndarray, torch.Tensor)):
-        return videos.ndim == 4
-    return isinstance(videos, (list, tuple)) and len(videos) > 0 and isinstance(videos[0], Image.Image)
-
-
-def _frames_to_rgb_tensor(video, name: str = "`videos`") -> torch.Tensor:
-    """A `(T, 3, H, W)` tensor from numpy `(T, H, W, C)`, torch `(T, C, H, W)` or a list of PIL images.
-
-    Grayscale is repeated to three channels; RGBA is composited onto white (as `PIL.Image.convert` users
-    expect from CLIP's `convert_to_rgb`). `name` says which video of the call an error is about.
-    """
-    if isinstance(video, (list, tuple)):
-        if not video:
-            raise ValueError(f"{name} is an empty list of frames; a video needs at least one frame.")
-        if not all(isinstance(frame, Image.Image) for frame in video):
-            kinds = sorted({type(frame).__name__ for frame in video})
-            raise TypeError(f"{name}: a video given as a list must be a list of PIL images, got {kinds}.")
-        frames = []
-        for frame in video:
-            if frame.mode in ("RGBA", "LA", "P"):
-                frame = frame.convert("RGBA")
-                background = Image.new("RGBA", frame.size, (255, 255, 255, 255))
-                frame = Image.alpha_composite(background, frame)
-            frames.append(np.asarray(frame.convert("RGB")))
-        if len({f.shape for f in frames}) > 1:
-            raise ValueError(
-                f"The frames of one video must share a size, got {sorted({f.shape for f in frames})} "
-                f"in {name}."
-            )
-        video = np.stack(frames)  # (T, H, W, 3)
-    if isinstance(video, np.ndarray):
-        if video.ndim != 4 or video.shape[-1] not in (1, 3, 4):
-            raise ValueError(
-                f"A numpy video must have shape (frames, height, width, 1|3|4), got {video.shape} in {name}."
-            )
-        if video.dtype != np.uint8:
-            raise ValueError(
-                f"A numpy video must be uint8, got {video.dtype} with shape {video.shape} in {name}."
-            )
-        shape = video.shape
-        frames_count, height, width = shape[:3]
-        video = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2)  # (T, C, H, W)
-    elif isinstance(video, torch.Tensor):
-        if video.ndim != 4 or video.shape[1] not in (1, 3, 4):
-            raise ValueError(
-                "A torch video must have shape (frames, 1|3|4, height, width), got "
-                f"{tuple(video.shape)} in {name}."
-            )
-        if not (video.dtype == torch.uint8 or video.is_floating_point()):
-            raise ValueError(f"A torch video must be uint8 or floating point, got {video.dtype} in {name}.")
-        shape = tuple(video.shape)
-        frames_count, height, width = shape[0], shape[2], shape[3]
-    else:
-        raise TypeError(f"A video must be {VIDEO_TYPES}, got {type(video).__name__} in {name}.")
-    if frames_count == 0 or height == 0 or width == 0:
-        raise ValueError(
-            f"{name} has shape {shape}: a video needs at least one frame, of non-zero height and width."
-        )
-    if video.is_floating_point():
-        finite = torch.isfinite(video)
-        if not finite.all():
-            first_frame = int((~finite).flatten(1).any(1).nonzero()[0])
-            raise ValueError(
-                f"{name} has {int(video.isnan().sum())} NaN and {int(video.isinf().sum())} infinite pixel "
-                f"values (shape {shape}, the first in frame {first_frame}); pixel values must be finite "
-                "(0-255, or 0-1 with `do_rescale=False`)."
-            )
-    channels = video.shape[1]
-    if channels == 1:
-        video = video.expand(-1, 3, -1, -1)
-    elif channels == 4:
-        alpha = video[:, 3:].float() / 255.0  # floats are on the 0-255 scale too
-        rgb = video[:, :3].float() * alpha + 255.0 * (1 - alpha)
-        video = rgb.round().to(torch.uint8) if video.dtype == torch.uint8 else rgb.to(video.dtype)
-    return video.contiguous()
 
 
 class VidLAVideoProcessor(BaseVideoProcessor):
@@ -146,6 +60,9 @@ class VidLAVideoProcessor(BaseVideoProcessor):
     uint8/float tensors (floats are read on the 0–255 scale unless `do_rescale=False`, and are not clamped
     after bicubic resizing as uint8 frames are) or lists of PIL
     images, one video or a list of them, of any lengths and sizes.
+
+    A call keeps nothing on the processor (its random generators and backend are passed down as arguments),
+    so one instance may serve several threads at once.
 
     Example:
 
@@ -246,21 +163,43 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         return sample_frame_indices(metadata.total_num_frames, num_frames, strategy, generator)
 
     def preprocess(self, videos, **kwargs: Unpack[VidLAVideoProcessorKwargs]) -> BatchFeature:
+        """`BaseVideoProcessor.preprocess`'s steps, with the call's state handed to the steps as arguments.
+
+        The base class has no way to hand per-call state to its hooks; kept on `self` it would be shared by
+        threads calling one processor. So the frame generator goes to `sample_frames`, the backend to
+        `_decode_and_sample_videos` and the crop/flip generator to `_preprocess`.
+        """
         self.check_call_kwargs(kwargs)
-        # Per-call state read by the hooks below (not serialised: removed when the call ends). One seeded
-        # generator drives frame sampling and seeds the crop/flip generator, so `seed` fixes the whole call.
-        seed = kwargs.get("seed")
+        validate_typed_dict(self.valid_kwargs, kwargs)
+        for key in self.valid_kwargs.__annotations__:
+            kwargs.setdefault(key, getattr(self, key, None))
+        seed, backend = kwargs.pop("seed"), kwargs.pop("video_backend")
+        # One seeded generator samples the frames of the whole call and seeds the crop/flip generator, so
+        # `seed` fixes the whole call.
         frame_rng = np.random.default_rng(self.seed if seed is None else seed)
-        backend = kwargs.get("video_backend")
-        self._call_state = {
-            "frame_rng": frame_rng,
-            "augment_rng": torch.Generator().manual_seed(int(frame_rng.integers(2**62))),
-            "video_backend": self.video_backend if backend is None else backend,
-        }
-        try:
-            return super().preprocess(videos, **kwargs)
-        finally:
-            del self._call_state
+        augment_rng = torch.Generator().manual_seed(int(frame_rng.integers(2**62)))
+        do_sample_frames = kwargs.pop("do_sample_frames")
+        device, do_convert_rgb = kwargs.pop("device"), kwargs.pop("do_convert_rgb")
+        input_data_format, video_metadata = kwargs.pop("input_data_format"), kwargs.pop("video_metadata")
+        sample_indices_fn = partial(self.sample_frames, generator=frame_rng, **kwargs)
+        videos, video_metadata = self._decode_and_sample_videos(
+            videos,
+            video_metadata=video_metadata,
+            do_sample_frames=do_sample_frames,
+            sample_indices_fn=sample_indices_fn if do_sample_frames else None,
+            video_backend=self.video_backend if backend is None else backend,
+        )
+        videos = self._prepare_input_videos(
+            videos, do_convert_rgb=do_convert_rgb, input_data_format=input_data_format, device=device
+        )
+        kwargs = self._standardize_kwargs(**kwargs)
+        self._validate_preprocess_kwargs(**kwargs)
+        kwargs.pop("data_format")
+        return_metadata = kwargs.pop("return_metadata")
+        outputs = self._preprocess(videos=videos, generator=augment_rng, **kwargs)
+        if return_metadata:
+            outputs["video_metadata"] = video_metadata
+        return outputs
 
     def _decode_and_sample_videos(
         self,
@@ -268,8 +207,9 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         video_metadata=None,
         do_sample_frames: bool | None = None,
         sample_indices_fn: Callable | None = None,
+        video_backend: str = "auto",
     ) -> tuple[list[torch.Tensor], list[VideoMetadata]]:
-        single = _is_single_video(videos)
+        single = is_single_video(videos)
         if single:
             videos = [videos]
         if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim != 5:
@@ -290,28 +230,27 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         # Everything that can be checked without decoding is checked for the whole batch first.
         inputs = []
         for index, video in enumerate(videos):
-            if _is_source(video):
+            if is_source(video):
                 check_source(video)
                 inputs.append(video)
             else:
-                inputs.append(_frames_to_rgb_tensor(video, "`videos`" if single else f"`videos[{index}]`"))
+                inputs.append(check_frames(video, "`videos`" if single else f"`videos[{index}]`"))
 
         def indices_for(metadata: VideoMetadata):
             if not do_sample_frames:
                 return np.arange(metadata.total_num_frames)
-            return sample_indices_fn(metadata=metadata, generator=self._call_state["frame_rng"])
+            return np.asarray(sample_indices_fn(metadata=metadata))
 
         decoded, metadatas = [], []
         for video in inputs:
-            if _is_source(video):
-                frames, metadata = read_video(video, indices_for, backend=self._call_state["video_backend"])
-                frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W)
+            if is_source(video):
+                frames, metadata = read_video(video, indices_for, backend=video_backend)
+                frames = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W), a channels-last view
             else:
-                frames = video
-                height, width = frames.shape[-2:]
-                metadata = VideoMetadata(total_num_frames=frames.shape[0], height=height, width=width)
+                height, width = frame_size(video)
+                metadata = VideoMetadata(total_num_frames=video.shape[0], height=height, width=width)
                 metadata.frames_indices = indices_for(metadata)
-                frames = frames[torch.as_tensor(metadata.frames_indices)]
+                frames = select_rgb_frames(video, metadata.frames_indices)
             decoded.append(frames)
             metadatas.append(metadata)
         return decoded, metadatas
@@ -320,22 +259,70 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         # `_decode_and_sample_videos` already produced RGB (T, 3, H, W) tensors.
         return [video.to(device) if device is not None else video for video in videos]
 
-    def _random_crop_and_flip(self, video: torch.Tensor, crop_size: SizeDict, resample) -> torch.Tensor:
-        """Paper §5 augmentation on a resized `(T, 3, H, W)` video: one square crop of side scale·min(H, W)
-        (scale ∈ {1.0, 0.8}) at a random place, resized to the crop size, and a horizontal flip with p = ½."""
-        generator = self._call_state["augment_rng"]
-        height, width = video.shape[-2:]
+    def _draw_crop(self, height: int, width: int, generator: torch.Generator) -> tuple[int, int, int, bool]:
+        """Paper §5 augmentation of a resized `height` x `width` video: one square crop of side
+        scale·min(H, W) (scale ∈ {1.0, 0.8}) at a random place, and a horizontal flip with p = ½.
+        Returns `(top, left, side, flip)`, drawn once per video so that every frame gets the same."""
         scale = TRAINING_CROP_SCALES[int(torch.randint(len(TRAINING_CROP_SCALES), (1,), generator=generator))]
         side = max(1, int(round(scale * min(height, width))))
         top = int(torch.randint(height - side + 1, (1,), generator=generator))
         left = int(torch.randint(width - side + 1, (1,), generator=generator))
-        video = video[..., top : top + side, left : left + side]
-        video = self.resize(
-            video, size=SizeDict(height=crop_size.height, width=crop_size.width), resample=resample
-        )
-        if bool(torch.rand((), generator=generator) < 0.5):
-            video = video.flip(-1)
-        return video
+        return top, left, side, bool(torch.rand((), generator=generator) < 0.5)
+
+    def _resize_and_crop(
+        self,
+        video: torch.Tensor,
+        do_resize: bool,
+        size: SizeDict,
+        resample,
+        do_center_crop: bool,
+        crop_size: SizeDict,
+        training: bool,
+        generator: torch.Generator | None,
+    ) -> Iterator[torch.Tensor]:
+        """The geometry of a `(T, 3, H, W)` video, a few frames at a time: yields the pieces, in frame order.
+
+        Frames are resized independently, so a few at a time give the same pixels as all at once; but the
+        resize's scratch buffers stay small, and the allocator reuses their memory instead of mapping (and
+        page-faulting) fresh memory on every call.
+        """
+        crop = None
+        for frames in video.split(FRAMES_PER_RESIZE):
+            if do_resize:  # torchvision's bicubic resize of uint8 frames, fastest on channels-last views
+                frames = self.resize(frames, size=size, resample=resample)
+            if training:
+                crop = crop or self._draw_crop(*frames.shape[-2:], generator)
+                top, left, side, flip = crop
+                frames = self.resize(
+                    frames[..., top : top + side, left : left + side],
+                    size=SizeDict(height=crop_size.height, width=crop_size.width),
+                    resample=resample,
+                )
+                frames = frames.flip(-1) if flip else frames
+            elif do_center_crop:
+                frames = self.center_crop(frames, crop_size)
+            yield frames
+
+    def _float32_videos(
+        self, videos: list[torch.Tensor], geometry: tuple, stack: bool
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Each video's pieces (`_resize_and_crop`) copied, as they come, into a float32 `(T, 3, h, w)` tensor:
+        one copy converts and lays out. When stacking, these are the rows of one batch tensor, allocated at the
+        first piece (when the frame size is known): no second copy to stack them."""
+        outputs, batch = [], None
+        for index, video in enumerate(videos):
+            out, start = None, 0
+            for piece in self._resize_and_crop(video, *geometry):
+                if out is None:
+                    shape = (len(video), *piece.shape[1:])
+                    if stack and batch is None:
+                        batch = piece.new_empty((len(videos), *shape), dtype=torch.float32)
+                    fits = stack and batch.shape[1:] == shape
+                    out = batch[index] if fits else piece.new_empty(shape, dtype=torch.float32)
+                out[start : start + len(piece)].copy_(piece)
+                start += len(piece)
+            outputs.append(out)
+        return outputs, batch
 
     def _preprocess(
         self,
@@ -351,27 +338,34 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         image_mean,
         image_std,
         training: bool = False,
+        generator: torch.Generator | None = None,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
-        processed = []
-        for video in videos:
-            if do_resize:
-                video = self.resize(video, size=size, resample=resample)
-            if training:
-                video = self._random_crop_and_flip(video, crop_size, resample)
-            elif do_center_crop:
-                video = self.center_crop(video, crop_size)
-            video = self.rescale_and_normalize(
-                video, do_rescale, rescale_factor, do_normalize, image_mean, image_std
-            )
-            processed.append(video)
-        if return_tensors is not None and len({tuple(v.shape) for v in processed}) > 1:
+        geometry = (do_resize, size, resample, do_center_crop, crop_size, training, generator)
+        stack = return_tensors is not None
+        if do_normalize:
+            outputs, batch = self._float32_videos(videos, geometry, stack)
+        else:
+            outputs = [torch.cat(list(self._resize_and_crop(video, *geometry))) for video in videos]
+            outputs = [video * rescale_factor for video in outputs] if do_rescale else outputs
+        shapes = [tuple(video.shape) for video in outputs]
+        if stack and len(set(shapes)) > 1:
             raise ValueError(
-                "Videos of different shapes cannot be batched: "
-                f"{[tuple(v.shape) for v in processed]}; keep `do_sample_frames=True` and a crop size."
+                f"Videos of different shapes cannot be batched: {shapes}; keep `do_sample_frames=True` and a "
+                "crop size."
             )
-        pixel_values = torch.stack(processed) if return_tensors is not None else processed
+        if do_normalize:  # the transformers backend's fused rescale and normalise, in place
+            scale = 1.0 / rescale_factor if do_rescale else 1.0
+            mean = (
+                (torch.tensor(image_mean, dtype=torch.float32) * scale).view(-1, 1, 1).to(outputs[0].device)
+            )
+            std = (torch.tensor(image_std, dtype=torch.float32) * scale).view(-1, 1, 1).to(outputs[0].device)
+            for video in [batch] if stack else outputs:
+                video.sub_(mean).div_(std)  # (x - mean/factor) / (std/factor)
+            pixel_values = batch if stack else outputs
+        else:
+            pixel_values = torch.stack(outputs) if stack else outputs
         return BatchFeature(data={"pixel_values_videos": pixel_values}, tensor_type=return_tensors)
 
 
