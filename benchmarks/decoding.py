@@ -1,7 +1,8 @@
 """Decoding throughput: clips/s for 12-frame uniform sampling per backend, and what our layers cost on top.
 
 For each backend, three ways to get 12 uniformly sampled frames of a clip are timed side by side,
-interleaved over several rounds (medians reported; these machines are noisy, so only ratios matter):
+interleaved call by call over several rounds (medians reported; these machines are noisy, so only ratios
+matter):
 
   bare       the backend alone, given the indices (no validation, no processing)
   read_video `vidla_hf.processing.read_video` (validation + the backend: PyAV's check before decord and
@@ -11,8 +12,8 @@ interleaved over several rounds (medians reported; these machines are noisy, so 
 The processor's ratio to the bare decoder is the overhead of the whole library path; the target is <= 1.2x.
 Threads are pinned to one (torch, decord, FFmpeg) so the backends compare like for like.
 
-    python benchmarks/decoding.py [--clips 8] [--seconds 10] [--rounds 5]
-    python benchmarks/decoding.py --quick     # 3 clips of 4 s, 3 rounds: a smoke run
+    python benchmarks/decoding.py [--clips 8] [--seconds 10] [--rounds 7]
+    python benchmarks/decoding.py --quick     # 3 clips, 3 rounds: noisier, same clips
 """
 
 import argparse
@@ -82,11 +83,13 @@ def main() -> None:
     )
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="3 clips of 4 s, 3 rounds (overrides the above)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--quick", action="store_true", help="3 clips, 3 rounds (overrides --clips, --rounds)"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.clips, args.seconds, args.rounds = 3, 4, 3
+        args.clips, args.rounds = 3, 3
     torch.set_num_threads(1)
 
     backends = [b for b in available_backends() if b in BARE]
@@ -116,37 +119,41 @@ def main() -> None:
             )
         for way in ways.values():  # warm-up
             way(clips[0])
-        wall, cpu = {name: [] for name in ways}, {name: [] for name in ways}
-        for _ in range(args.rounds):
-            for name, way in ways.items():  # interleaved: every way sees the same machine state per round
-                start, start_cpu = time.perf_counter(), time.process_time()
-                for clip in clips:
-                    way(clip)
-                wall[name].append(time.perf_counter() - start)
-                cpu[name].append(time.process_time() - start_cpu)
+        # Interleaved call by call, in an order rotated every round: each way meets the same machine state.
+        names = list(ways)
+        wall = {name: [[] for _ in clips] for name in names}
+        cpu = {name: [[] for _ in clips] for name in names}
+        for round_index in range(args.rounds):
+            shift = round_index % len(names)
+            for index, clip in enumerate(clips):
+                for name in names[shift:] + names[:shift]:
+                    start, start_cpu = time.perf_counter(), time.process_time()
+                    ways[name](clip)
+                    wall[name][index].append(time.perf_counter() - start)
+                    cpu[name][index].append(time.process_time() - start_cpu)
 
-    clips_per_s = {name: args.clips / statistics.median(t) for name, t in wall.items()}
+    # Per way: the sum over clips of each clip's median time over the rounds.
+    wall_s = {name: sum(map(statistics.median, times)) for name, times in wall.items()}
+    cpu_s = {name: sum(map(statistics.median, times)) for name, times in cpu.items()}
     print(
         f"{args.clips} clips of {args.seconds} s at {FPS} fps, 320x240, H.264; {NUM_FRAMES} uniform frames; "
-        f"median of {args.rounds} interleaved rounds; 1 thread; python {sys.version.split()[0]}"
+        f"medians of {args.rounds} interleaved rounds; 1 thread; python {sys.version.split()[0]}"
     )
     print(f"{'backend':<12}" + "".join(f"{layer + ' clips/s':>22}" for layer in LAYERS))
     for backend in backends:
-        print(f"{backend:<12}" + "".join(f"{clips_per_s[f'{backend}/{layer}']:>22.1f}" for layer in LAYERS))
+        rates = (args.clips / wall_s[f"{backend}/{layer}"] for layer in LAYERS)
+        print(f"{backend:<12}" + "".join(f"{rate:>22.1f}" for rate in rates))
     # CPU time (the process's, kernel time such as page faults included) is what other jobs on a shared
-    # machine leave undisturbed; with one thread it is the wall time of an idle machine.
+    # machine disturb least; with one thread it is the wall time of an idle machine.
     print("time / time of the bare backend, wall | CPU (the processor's target: <= 1.2x):")
     for backend in backends:
         ratios = []
         for layer in LAYERS[1:]:
-            of_wall, of_cpu = (
-                statistics.median(t[f"{backend}/{layer}"]) / statistics.median(t[f"{backend}/bare"])
-                for t in (wall, cpu)
-            )
+            of_wall, of_cpu = (t[f"{backend}/{layer}"] / t[f"{backend}/bare"] for t in (wall_s, cpu_s))
             ratios.append(f"{layer} {of_wall:.2f}x | {of_cpu:.2f}x")
         print(f"  {backend:<11} " + "   ".join(ratios))
-    fastest = max(backends, key=lambda b: clips_per_s[f"{b}/bare"])
-    relative = [f"{b} {clips_per_s[f'{b}/bare'] / clips_per_s[f'{fastest}/bare']:.2f}x" for b in backends]
+    fastest = min(backends, key=lambda b: wall_s[f"{b}/bare"])
+    relative = [f"{b} {wall_s[f'{fastest}/bare'] / wall_s[f'{b}/bare']:.2f}x" for b in backends]
     print(f"bare clips/s relative to the fastest ({fastest}): " + ", ".join(relative))
 
 
