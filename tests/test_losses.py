@@ -38,6 +38,14 @@ def test_single_process_loss_is_equation_3():
     assert (parts["caption"] + parts["subtitle"]).item() == pytest.approx(total.item())
 
 
+def test_a_text_count_that_does_not_match_the_videos_is_refused():
+    v = F.normalize(torch.randn(4, 8), dim=-1)
+    with pytest.raises(ValueError, match="3 captions"):
+        VidLALoss()(v, v[:3], v, torch.tensor(10.0))
+    with pytest.raises(ValueError, match="as many texts as videos"):
+        info_nce(v, v[:2], torch.tensor(10.0))
+
+
 def test_training_reexports_the_one_definition_in_the_modeling_file():
     assert info_nce is modeling_info_nce and gather_with_grad is modeling_gather_with_grad
     t = torch.randn(3, 4)

@@ -168,8 +168,12 @@ def info_nce(
             f"info-NCE needs as many texts as videos (text i describes video i), got {text_embeds.shape[0]} texts "
             f"and {video_embeds.shape[0]} videos."
         )
-    videos = gather_with_grad(video_embeds)  # (world·B, D)
-    texts = gather_with_grad(text_embeds)  # (world·B, D)
+    return global_info_nce(gather_with_grad(video_embeds), gather_with_grad(text_embeds), logit_scale)
+
+
+def global_info_nce(videos: torch.Tensor, texts: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """`info_nce` on embeddings already gathered over the global batch, `(world·B, D)` each: lets the training
+    objective gather the videos once for both of its text types."""
     logits_per_video = logit_scale * videos @ texts.T  # (world·B, world·B)
     labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
     return F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.T, labels)
@@ -1010,6 +1014,7 @@ __all__ = [
     "VidLAVisionModel",
     "VidLAVisionModelOutput",
     "gather_with_grad",
+    "global_info_nce",
     "info_nce",
     "summary_attention_mask",
 ]

@@ -5,12 +5,13 @@
 One definition of info-NCE serves training and `VidLAModel.forward(return_loss=True)`: `info_nce` and
 `gather_with_grad` live in `vidla_hf.modeling.modeling_vidla` (which must stay self-contained for Hub remote
 code) and own every line of distributed code, open_clip-style: the negatives are the *global* batch, gathered
-with gradient. This module only composes the two terms and re-exports both functions.
+with gradient. This module composes the two terms (gathering the videos once for both, through
+`global_info_nce`) and re-exports both functions.
 """
 
 from torch import nn
 
-from ..modeling.modeling_vidla import gather_with_grad, info_nce
+from ..modeling.modeling_vidla import gather_with_grad, global_info_nce, info_nce
 
 
 class VidLALoss(nn.Module):
@@ -35,9 +36,16 @@ class VidLALoss(nn.Module):
     """
 
     def forward(self, video_embeds, caption_embeds, subtitle_embeds, logit_scale):
+        if not video_embeds.shape[0] == caption_embeds.shape[0] == subtitle_embeds.shape[0]:
+            raise ValueError(
+                "VidLALoss needs one caption and one subtitle per video, got "
+                f"{video_embeds.shape[0]} videos, {caption_embeds.shape[0]} captions and "
+                f"{subtitle_embeds.shape[0]} subtitles."
+            )
+        videos = gather_with_grad(video_embeds)  # (world·B, D), gathered once for both terms
         parts = {
-            "subtitle": info_nce(video_embeds, subtitle_embeds, logit_scale),
-            "caption": info_nce(video_embeds, caption_embeds, logit_scale),
+            "subtitle": global_info_nce(videos, gather_with_grad(subtitle_embeds), logit_scale),
+            "caption": global_info_nce(videos, gather_with_grad(caption_embeds), logit_scale),
         }
         return parts["subtitle"] + parts["caption"], parts
 
