@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _check_frames(frames: np.ndarray) -> None:
+def _check_frames(frames: np.ndarray, fps: float) -> None:
     if (
         not isinstance(frames, np.ndarray)
         or frames.dtype != np.uint8
@@ -27,6 +27,8 @@ def _check_frames(frames: np.ndarray) -> None:
             "`frames` must be a uint8 numpy array of shape (num_frames, height, width, 3), got "
             f"{type(frames).__name__} {getattr(frames, 'dtype', '')} {getattr(frames, 'shape', '')}."
         )
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
+        raise ValueError(f"`fps` must be a positive number, got {fps!r}.")
     if frames.shape[0] == 0:
         raise ValueError("`frames` holds no frame; an MP4 needs at least one.")
 
@@ -57,9 +59,7 @@ def encode_mp4(
 
     ```
     """
-    _check_frames(frames)
-    if not fps > 0:
-        raise ValueError(f"`fps` must be positive, got {fps}.")
+    _check_frames(frames, fps)
     if faststart:  # FFmpeg's faststart re-reads the finished file by name: encode through a temporary file
         with tempfile.TemporaryDirectory() as folder:
             return write_mp4(
@@ -118,9 +118,7 @@ def write_mp4(
     """
     path = Path(path)
     frames = frames if isinstance(frames, np.ndarray) else np.stack(list(frames))
-    _check_frames(frames)
-    if not fps > 0:
-        raise ValueError(f"`fps` must be positive, got {fps}.")
+    _check_frames(frames, fps)
     faststart = options.pop("faststart", False)
     settings = {"crf": 18, "preset": "ultrafast", "keyframe_interval": None, **options}
     partial = path.with_name(f".{path.name}.partial")

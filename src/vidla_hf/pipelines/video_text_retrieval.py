@@ -32,7 +32,7 @@ class VideoTextRetrievalPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor
     >>> from vidla_hf.processing import build_clip_tokenizer
-    >>> from vidla_hf.data.synthetic import encode_mp4
+    >>> from vidla_hf.data.mp4 import encode_mp4
     >>> folder = tempfile.mkdtemp()  # a model folder, as training writes it
     >>> VidLAModel(VidLAConfig.from_preset("vidla-tiny")).save_pretrained(folder)
     >>> video_processor = VidLAVideoProcessor(num_frames=8, size={"shortest_edge": 64}, crop_size=64)

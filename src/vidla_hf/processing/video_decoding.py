@@ -297,7 +297,7 @@ def read_video(
 
     ```python
     >>> import numpy as np
-    >>> from vidla_hf.data.synthetic import encode_mp4
+    >>> from vidla_hf.data.mp4 import encode_mp4
     >>> from vidla_hf.processing import read_video, sample_frame_indices
     >>> video = encode_mp4(np.zeros((30, 64, 64, 3), np.uint8))  # 30 frames as MP4 bytes; or a path, a file
     >>> frames, meta = read_video(video, lambda m: sample_frame_indices(m.total_num_frames, 6))
