@@ -5,6 +5,7 @@ After the main job and the evaluations (README, "Two commands" and "Evaluation")
     python docs/render_results.py --train_results outputs/vidla-pretrain/train_results.json \\
         --eval results/retrieval.json results/classification.json results/multiple_choice.json
 
+and after the curation demo (README, "Curating training data"), `--curation_stats data/curated/stats.json`,
 copies those JSON files into docs/results/ and rewrites the README between the `<!-- results:NAME -->`
 markers from them. `python docs/render_results.py --check` exits non-zero if the README differs from what
 docs/results/ gives (the test suite runs it).
@@ -81,10 +82,30 @@ def render_evaluation(results: list[dict]) -> str:
     return "Figures for the main job's model on the synthetic val split: " + "; ".join(parts) + ".\n"
 
 
+def render_curation(stats: dict) -> str:
+    """The curation's Table 1 as `examples/curate.py` prints it, with how long the run took."""
+    from vidla_hf.data.curation import format_table
+
+    _number(stats["run"]["seconds"])
+    return (
+        f"The demo's output ({stats['run']['processed']} sources curated by a "
+        f"{stats['run']['seconds'] / 60:.1f}-minute Ray job on a 2-core CPU machine, tiny random models):\n\n```\n"
+        f"{format_table(stats, stats.get('short_scale'))}\n```\n"
+    )
+
+
+BLOCKS = ("main_job", "evaluation", "curation")
+
+
 def render_readme(readme: str) -> str:
     train = json.loads((RESULTS / "main_job.json").read_text())
     evaluations = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("evaluate_*.json"))]
-    blocks = {"main_job": render_main_job(train), "evaluation": render_evaluation(evaluations)}
+    curation = json.loads((RESULTS / "curation_stats.json").read_text())
+    blocks = {
+        "main_job": render_main_job(train),
+        "evaluation": render_evaluation(evaluations),
+        "curation": render_curation(curation),
+    }
 
     def replace(match: re.Match) -> str:
         return match.group(1) + blocks[match.group(2)] + match.group(4)
@@ -103,12 +124,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_results", help="train_results.json of the main job")
     parser.add_argument("--eval", nargs="*", default=[], help="results JSON files of examples/evaluate.py")
+    parser.add_argument("--curation_stats", help="stats.json of the curation demo (examples/curate.py)")
     parser.add_argument("--check", action="store_true", help="only check that the README is up to date")
     args = parser.parse_args()
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
     if args.check:
-        missing = [name for name in ("main_job", "evaluation") if f"<!-- results:{name} -->" not in readme]
+        missing = [name for name in BLOCKS if f"<!-- results:{name} -->" not in readme]
         if missing:
             sys.exit(f"README.md lacks the results blocks {missing}.")
         if render_readme(readme) != readme:
@@ -118,6 +140,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.train_results:
         _write_atomic(RESULTS / "main_job.json", Path(args.train_results).read_text())
+    if args.curation_stats:
+        _write_atomic(RESULTS / "curation_stats.json", Path(args.curation_stats).read_text())
     for path in args.eval:
         task = json.loads(Path(path).read_text())["task"]
         _write_atomic(RESULTS / f"evaluate_{task}.json", Path(path).read_text())
