@@ -1,5 +1,9 @@
 """The one MP4 writer, read back with PyAV's decoder (an independent reader)."""
 
+import os
+import subprocess
+import sys
+
 import av
 import numpy as np
 import pytest
@@ -44,3 +48,31 @@ def test_bad_input_is_refused_and_nothing_is_written(tmp_path):
         with pytest.raises(error, match="frames|fps"):
             write_mp4(target, frames, fps)
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="threads"):
+        write_mp4(target, np.zeros((4, 32, 32, 3), np.uint8), 4, threads=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+ENCODE_ON_CORES = """
+import hashlib, os, sys
+import numpy as np
+os.sched_setaffinity(0, list(range(int(sys.argv[1]))))
+from vidla_hf.data.mp4 import encode_mp4
+frames = np.random.default_rng(0).integers(0, 255, (24, 224, 320, 3), dtype=np.uint8)
+threads = None if sys.argv[2] == "auto" else int(sys.argv[2])
+print(hashlib.sha1(encode_mp4(frames, 8, crf=23, threads=threads)).hexdigest())
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to compare 1 with 2")
+def test_one_encoder_thread_gives_the_same_bytes_whatever_the_cores():
+    """x264's automatic thread count follows the CPUs the process may use, and its bytes follow the thread
+    count; `threads=1` (what the curation's shards use) does not. Each encoding runs in a process pinned to
+    1 or 2 cores."""
+
+    def digest(cores: int, threads: str) -> str:
+        command = [sys.executable, "-c", ENCODE_ON_CORES, str(cores), threads]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+    assert digest(1, "1") == digest(2, "1")
+    assert digest(1, "auto") != digest(2, "auto"), "the reference: automatic threads do differ"

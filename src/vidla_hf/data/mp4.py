@@ -41,12 +41,15 @@ def encode_mp4(
     preset: str = "ultrafast",
     keyframe_interval: int | None = None,
     faststart: bool = False,
+    threads: int | None = None,
 ) -> bytes:
     """Encodes `(T, H, W, 3)` uint8 RGB frames as an MP4 and returns its bytes.
 
     Even sizes are encoded as H.264 (libx264, yuv420p, constant quality `crf`); odd sizes, which yuv420p
     H.264 cannot hold, as MPEG-4 Part 2 at high quality. `keyframe_interval` defaults to one per second;
-    `faststart` moves the index to the front (as streaming sites serve files).
+    `faststart` moves the index to the front (as streaming sites serve files). `threads` fixes the encoder's
+    thread count (x264 otherwise picks one from the CPUs it sees, and its output bytes depend on it): 1 gives
+    the same bytes on any machine, and suits work already spread over cores (a Ray task holds one CPU).
 
     Example:
 
@@ -70,17 +73,27 @@ def encode_mp4(
                 preset=preset,
                 keyframe_interval=keyframe_interval,
                 faststart=True,
+                threads=threads,
             ).read_bytes()
     buffer = io.BytesIO()
-    _encode_into(buffer, frames, fps, crf, preset, keyframe_interval, {})
+    _encode_into(buffer, frames, fps, crf, preset, keyframe_interval, {}, threads)
     return buffer.getvalue()
 
 
 def _encode_into(
-    target, frames: np.ndarray, fps: float, crf: int, preset: str, keyframe_interval, options
+    target,
+    frames: np.ndarray,
+    fps: float,
+    crf: int,
+    preset: str,
+    keyframe_interval,
+    options,
+    threads: int | None = None,
 ) -> None:
     import av
 
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"`threads` must be a positive integer or None, got {threads!r}.")
     height, width = frames.shape[1:3]
     h264 = height % 2 == 0 and width % 2 == 0
     rate = int(fps) if float(fps).is_integer() else Fraction(fps).limit_denominator(1001)
@@ -93,6 +106,8 @@ def _encode_into(
         else:
             stream.options = {"qscale": "2", "g": gop}
             stream.codec_context.bit_rate = 4_000_000
+        if threads is not None:
+            stream.options = {**stream.options, "threads": str(threads)}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

@@ -158,7 +158,7 @@ def write_shard(
                 _add_member(
                     archive, f"{clip.key}.json", json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()
                 )
-                _add_member(archive, f"{clip.key}.mp4", encode_mp4(frames, clip_fps, crf=crf))
+                _add_member(archive, f"{clip.key}.mp4", encode_mp4(frames, clip_fps, crf=crf, threads=1))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
