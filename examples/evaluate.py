@@ -8,7 +8,9 @@
 Data defaults to the synthetic dataset's val split (generated if missing). Retrieval reports text→video and
 video→text R@1/5/10, MdR, MnR with and without dual softmax; `--paragraph_column` joins a list of
 sentences per video into one query (paragraph-to-video, as for DiDeMo / ActivityNet). Classification puts
-the label names through prompt templates (`--templates video|kinetics`, an averaged ensemble as CLIP does).
+the label names through CLIP's prompt templates for the dataset (an averaged ensemble, as CLIP does):
+`--templates auto` (default) picks them by the `--data` name (Kinetics-400/600/700: CLIP's Kinetics-700 set,
+UCF101: its UCF101 set; anything else: "a video of {}."), or name a set: video, kinetics700, ucf101.
 Multiple choice picks the caption among K: options from `--options_column`/`--answer_column`, or the true
 caption plus K-1 captions of other clips. Results are written as JSON (the input of examples/publish.py).
 """
@@ -26,7 +28,6 @@ from transformers import AutoModel, AutoProcessor
 
 import vidla_hf  # noqa: F401  (registers the Auto classes)
 from vidla_hf.evaluation import (
-    KINETICS_TEMPLATES,
     build_multiple_choice,
     class_embeddings,
     compute_embeddings,
@@ -34,6 +35,7 @@ from vidla_hf.evaluation import (
     evaluate_retrieval,
     multiple_choice_accuracy,
     paragraph,
+    select_templates,
     zero_shot_accuracy,
 )
 
@@ -58,7 +60,12 @@ def main() -> None:
     parser.add_argument("--paragraph_column", default=None)
     parser.add_argument("--dsl_temperature", type=float, default=100.0)
     parser.add_argument("--label_column", default="label")
-    parser.add_argument("--templates", choices=("video", "kinetics"), default="video")
+    parser.add_argument(
+        "--templates",
+        default="auto",
+        help="Prompt templates for classification: auto (by the --data name), video, kinetics700, ucf101, "
+        "or a dataset name such as kinetics400 (default: auto)",
+    )
     parser.add_argument("--options_column", default=None)
     parser.add_argument("--answer_column", default=None)
     parser.add_argument("--num_options", type=int, default=5)
@@ -80,6 +87,10 @@ def main() -> None:
     ):
         if value is not None and value < minimum:
             parser.error(f"{option} must be >= {minimum}, got {value}")
+    try:
+        template_set, templates = select_templates(args.templates, args.data)
+    except ValueError as error:
+        parser.error(str(error).replace("`templates`", "--templates"))
 
     accelerator = Accelerator()
     if args.data is None:
@@ -118,7 +129,6 @@ def main() -> None:
         if any(not isinstance(label, str) for label in labels):
             raise ValueError(f"Every sample needs a string `{args.label_column}` for classification.")
         class_names = sorted(set(labels))
-        templates = KINETICS_TEMPLATES if args.templates == "kinetics" else ("a video of {}.",)
         classes = class_embeddings(model, processor, class_names, templates)
         targets = torch.tensor([class_names.index(label) for label in labels])
         metrics = {**zero_shot_accuracy(videos, classes, targets), "num_classes": len(class_names)}
@@ -147,6 +157,8 @@ def main() -> None:
         "skipped_samples": embeds["skipped"],
         "metrics": metrics,
     }
+    if args.task == "classification":
+        results["templates"] = template_set
     if accelerator.is_main_process:
         text = json.dumps(results, indent=2, allow_nan=False)  # NaN/inf never reach a results file
         print(text)

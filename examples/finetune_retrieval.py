@@ -3,9 +3,10 @@
     accelerate launch examples/finetune_retrieval.py --init_from outputs/vidla-pretrain \\
         --train_data "msrvtt/train-*.tar" --eval_data "msrvtt/test-*.tar"
 
-Defaults (`--recipe retrieval-finetune`): 32 frames (the temporal position table of a 12-frame checkpoint
-is resampled), lr 1e-5 cosine to 1e-6, weight decay 0.2, centre crop and no flip; everything else as in
-pretraining (see examples/pretrain.py --help).
+Defaults (`--recipe retrieval-finetune`): 32 uniformly sampled frames (the temporal position table of a
+12-frame checkpoint is resampled), lr 1e-5 cosine to 1e-6, weight decay 0.2, centre crop and no flip, 1000
+steps (the paper gives steps per dataset, e.g. 440 on MSVD for B/32; or set --num_train_epochs); everything
+else as in pretraining (see examples/pretrain.py --help).
 """
 
 from vidla_hf.training import parse_args, training_function

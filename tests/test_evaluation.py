@@ -14,6 +14,8 @@ import vidla_hf.evaluation.embeddings
 from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
 from vidla_hf.data.synthetic import generate_synthetic_dataset
 from vidla_hf.evaluation import (
+    KINETICS700_TEMPLATES,
+    UCF101_TEMPLATES,
     class_embeddings,
     dual_softmax,
     evaluate_retrieval,
@@ -21,6 +23,7 @@ from vidla_hf.evaluation import (
     multiple_choice_accuracy,
     paragraph,
     retrieval_metrics,
+    select_templates,
     zero_shot_accuracy,
 )
 
@@ -175,6 +178,7 @@ def test_evaluate_script_writes_results(trained_folder, tmp_path, task):
         }
     elif task == "classification":
         assert {"top1", "top5", "num_classes"} == set(results["metrics"])
+        assert results["templates"] == "video"  # the synthetic dataset is none that CLIP has templates for
     else:
         assert results["metrics"]["num_options"] == 4
 
@@ -185,6 +189,86 @@ def test_two_processes_gather_the_same_embeddings_as_one(trained_folder, tmp_pat
     assert two["num_samples"] == one["num_samples"] == 12
     for direction, metrics in one["metrics"].items():
         assert two["metrics"][direction] == pytest.approx(metrics), direction
+
+
+def test_evaluate_script_picks_the_kinetics_700_templates_for_a_kinetics_400_dataset(
+    trained_folder, tmp_path
+):
+    folder, data = trained_folder
+    kinetics = tmp_path / "kinetics-400"
+    kinetics.symlink_to(data, target_is_directory=True)
+    output = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "examples/evaluate.py", "--model", str(folder), "--data", str(kinetics)]
+        + ["--task", "classification", "--batch_size", "4", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["templates"] == "kinetics700" and results["metrics"]["num_classes"] > 1
+
+
+# The "Kinetics700" and "UCF101" lists of openai/CLIP `data/prompts.md`, written as the patterns they follow.
+CLIP_KINETICS700 = [
+    f"a {medium} of {who}{{}}."
+    for medium in ("photo", "video", "example", "demonstration")
+    for who in ("", "a person ", "a person using ", "a person doing ", "a person during ")
+    + ("a person performing ", "a person practicing ")
+]
+CLIP_UCF101 = [
+    f"a {medium} of {article} person {action}{{}}."
+    for action in ("", "using ", "doing ", "during ", "performing ", "practicing ")
+    for article in ("a", "the")
+    for medium in ("photo", "video", "example", "demonstration")
+]
+
+
+def test_template_sets_are_clips_and_chosen_per_dataset():
+    assert list(KINETICS700_TEMPLATES) == CLIP_KINETICS700 and len(CLIP_KINETICS700) == 28
+    assert list(UCF101_TEMPLATES) == CLIP_UCF101 and len(CLIP_UCF101) == 48
+    assert CLIP_UCF101[:5] == [
+        "a photo of a person {}.",
+        "a video of a person {}.",
+        "a example of a person {}.",
+        "a demonstration of a person {}.",
+        "a photo of the person {}.",
+    ]
+    for templates, dataset in (
+        ("auto", "/data/Kinetics-400/val"),
+        ("auto", "org/kinetics_400"),
+        ("auto", "shards/kinetics700-val-*.tar"),
+        ("kinetics400", None),
+        ("Kinetics-600", None),
+        ("kinetics700", "data/synthetic"),
+    ):
+        assert select_templates(templates, dataset) == ("kinetics700", KINETICS700_TEMPLATES), templates
+    assert select_templates("auto", "UCF-101/test") == ("ucf101", UCF101_TEMPLATES)
+    assert select_templates("UCF101") == ("ucf101", UCF101_TEMPLATES)
+    assert select_templates("auto", "data/synthetic") == ("video", ("a video of {}.",))
+    assert select_templates("auto", None) == ("video", ("a video of {}.",))
+    assert select_templates("video", "kinetics400") == ("video", ("a video of {}.",))  # a set named wins
+    for bad in ("kinetics", "k400", "hmdb51", ""):
+        with pytest.raises(
+            ValueError, match=rf"`templates` must be a template set or dataset among .*got {bad!r}"
+        ):
+            select_templates(bad)
+    with pytest.raises(ValueError, match="names several datasets"):
+        select_templates("auto", "ucf101-and-kinetics400")
+
+
+def test_evaluate_script_refuses_an_unknown_template_set_before_loading_anything(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "evaluate.py"), "--model", str(tmp_path / "missing")]
+        + ["--task", "classification", "--templates", "kinetics"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "--templates must be a template set or dataset among" in done.stderr
+    assert "got 'kinetics'" in done.stderr
 
 
 # Nothing false: a NaN compares false with everything, so a NaN score ranks first and counts as a hit.

@@ -170,7 +170,10 @@ def test_help_shows_the_defaults_that_apply_and_lists_the_recipes():
     ).stdout
     plain = parse_args("", argv=[])
     assert f"default: {plain.learning_rate} (tiny-cpu), 2e-05 (paper)" in help_text
-    assert f"default: {plain.max_steps} (tiny-cpu), 1000 (paper)" in help_text
+    flat = " ".join(help_text.split()).replace("tiny- cpu", "tiny-cpu")  # argparse wraps at hyphens
+    assert f"default: {plain.max_steps} (tiny-cpu), not set (paper)" in flat  # --max_steps
+    assert "default: not set (tiny-cpu), 3.0 (paper)" in flat  # --num_train_epochs
+    assert "default: segment_random (tiny-cpu), uniform (paper)" in flat  # --frame_sampling
     for recipe in ("tiny-cpu", "paper", "retrieval-finetune"):
         assert f"\n  {recipe} " in help_text
     finetune_help = subprocess.run(

@@ -36,6 +36,12 @@ class CorruptStreamError(ValueError):
     """Too large a share of a stream's samples could not be used; training stops instead of skipping on."""
 
 
+def _sample_key(member_name: str) -> tuple[str, str]:
+    """WebDataset's grouping: `dir/KEY.ext.ension` is member `ext.ension` of sample `dir/KEY`."""
+    key, _, extension = os.path.basename(member_name).partition(".")
+    return os.path.join(os.path.dirname(member_name), key), extension
+
+
 def _iter_tar_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
     """WebDataset tar shards → `{"__key__", "__url__", <extension>: bytes}` examples, nothing decoded.
 
@@ -50,9 +56,7 @@ def _iter_tar_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
                 for member in archive:
                     if not member.isfile():
                         continue
-                    base = os.path.basename(member.name)
-                    key, _, extension = base.partition(".")
-                    key = os.path.join(os.path.dirname(member.name), key)
+                    key, extension = _sample_key(member.name)
                     if current and current["__key__"] != key:
                         yield current
                         current = {}
@@ -97,6 +101,38 @@ def resolve_tar_shards(source: str, split: str) -> list[str] | None:
     if not files:
         raise FileNotFoundError(f"No WebDataset shards match {source!r}.")
     return files
+
+
+def count_tar_samples(shard: str) -> int:
+    """The samples of one WebDataset shard, as `_iter_tar_shards` groups them (consecutive members with one
+    key), read from the tar headers alone: an uncompressed shard's data are seeked over, not read. A damaged
+    shard counts the samples before the damage."""
+    count, last = 0, None
+    try:
+        with tarfile.open(shard) as archive:
+            for member in archive:
+                key = _sample_key(member.name)[0] if member.isfile() else last
+                if key != last:
+                    count, last = count + 1, key
+    except (tarfile.TarError, OSError, EOFError):
+        pass
+    return count
+
+
+def count_examples(source: str, split: str = "train") -> int | None:
+    """How many raw examples one pass over `source`'s `split` holds, or None when only reading it all would
+    tell (a stream whose dataset info gives no `num_examples`). Corrupt samples count: training skips them.
+
+    Local WebDataset shards (as `resolve_tar_shards` finds them) are counted from their tar headers; any other
+    source answers from its dataset info (a Hub dataset's card, a local folder's README metadata), read
+    without reading the data.
+    """
+    shards = resolve_tar_shards(source, split)
+    if shards is not None:
+        return sum(count_tar_samples(shard) for shard in shards)
+    splits = datasets.load_dataset_builder(source).info.splits or {}
+    info = splits.get(split)
+    return info.num_examples if info is not None and info.num_examples else None
 
 
 def source_fingerprint(source: str, split: str) -> Any:
@@ -164,6 +200,10 @@ class VideoTextStream(torch.utils.data.IterableDataset):
     malformed metadata, missing or non-UTF-8 text), so they are counted by whoever consumes the stream. A sample with only one of the two texts uses it for both
     roles. If more than `max_corrupt_fraction` of the samples seen so far (after the first 20) are
     corrupt, it raises `CorruptStreamError`.
+
+    `training` selects the processor's training augmentation; `frame_sampling` the processor's strategy
+    (`"uniform"` segment centres or `"random"` one random frame per segment; None: the processor's default,
+    random in training). Each sample's randomness is seeded by `seed` and the sample's position.
     """
 
     def __init__(
@@ -179,6 +219,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         seed: int = 0,
         max_corrupt_fraction: float = 0.5,
         keep_metadata: bool = False,
+        frame_sampling: str | None = None,
     ):
         super().__init__()
         if not 0.0 <= max_corrupt_fraction < 1.0:
@@ -196,6 +237,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         self.seed = seed
         self.max_corrupt_fraction = max_corrupt_fraction
         self.keep_metadata = keep_metadata
+        self.frame_sampling = frame_sampling
         self.position = (0, -1)  # (epoch, index) of the last example handed out
 
     def state_dict(self) -> dict[str, int]:
@@ -236,7 +278,12 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         if video is None:
             raise VideoDecodeError(f"Sample {example.get('__key__')!r} has no `{self.video_column}` video.")
         pixels = self.processor.video_processor(
-            video, num_frames=self.num_frames, training=self.training, seed=sample_seed, return_tensors="pt"
+            video,
+            num_frames=self.num_frames,
+            training=self.training,
+            frame_sampling=self.frame_sampling,
+            seed=sample_seed,
+            return_tensors="pt",
         )["pixel_values_videos"][0]
         tokenizer = self.processor.tokenizer  # truncates to its own `model_max_length` (CLIP's 77)
         extra = {}
@@ -338,6 +385,8 @@ __all__ = [
     "CorruptStreamError",
     "VideoTextStream",
     "collate_video_text",
+    "count_examples",
+    "count_tar_samples",
     "load_video_text_stream",
     "resolve_tar_shards",
     "source_fingerprint",

@@ -11,15 +11,20 @@ from .retrieval import (
     retrieval_metrics,
 )
 from .zero_shot import (
-    KINETICS_TEMPLATES,
+    KINETICS700_TEMPLATES,
+    TEMPLATE_SETS,
+    UCF101_TEMPLATES,
     build_multiple_choice,
     class_embeddings,
     multiple_choice_accuracy,
+    select_templates,
     zero_shot_accuracy,
 )
 
 __all__ = [
-    "KINETICS_TEMPLATES",
+    "KINETICS700_TEMPLATES",
+    "TEMPLATE_SETS",
+    "UCF101_TEMPLATES",
     "build_multiple_choice",
     "class_embeddings",
     "compute_embeddings",
@@ -31,5 +36,6 @@ __all__ = [
     "multiple_choice_accuracy",
     "paragraph",
     "retrieval_metrics",
+    "select_templates",
     "zero_shot_accuracy",
 ]

@@ -1,5 +1,7 @@
 """Zero-shot classification (prompt-template ensembles, as CLIP does for Kinetics) and multiple choice."""
 
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -7,8 +9,9 @@ import torch.nn.functional as F
 from .embeddings import embed_texts
 from .retrieval import _check_finite
 
-# CLIP's prompt templates for Kinetics-700 (Radford et al. 2021, `notebooks/Prompt_Engineering_for_ImageNet`).
-KINETICS_TEMPLATES = (
+# CLIP's prompt templates (Radford et al. 2021), copied exactly from openai/CLIP `data/prompts.md` (the lists
+# of its "Kinetics700" and "UCF101" sections; checked against commit d05afc4).
+KINETICS700_TEMPLATES = (
     "a photo of {}.",
     "a photo of a person {}.",
     "a photo of a person using {}.",
@@ -38,6 +41,111 @@ KINETICS_TEMPLATES = (
     "a demonstration of a person performing {}.",
     "a demonstration of a person practicing {}.",
 )
+UCF101_TEMPLATES = (
+    "a photo of a person {}.",
+    "a video of a person {}.",
+    "a example of a person {}.",
+    "a demonstration of a person {}.",
+    "a photo of the person {}.",
+    "a video of the person {}.",
+    "a example of the person {}.",
+    "a demonstration of the person {}.",
+    "a photo of a person using {}.",
+    "a video of a person using {}.",
+    "a example of a person using {}.",
+    "a demonstration of a person using {}.",
+    "a photo of the person using {}.",
+    "a video of the person using {}.",
+    "a example of the person using {}.",
+    "a demonstration of the person using {}.",
+    "a photo of a person doing {}.",
+    "a video of a person doing {}.",
+    "a example of a person doing {}.",
+    "a demonstration of a person doing {}.",
+    "a photo of the person doing {}.",
+    "a video of the person doing {}.",
+    "a example of the person doing {}.",
+    "a demonstration of the person doing {}.",
+    "a photo of a person during {}.",
+    "a video of a person during {}.",
+    "a example of a person during {}.",
+    "a demonstration of a person during {}.",
+    "a photo of the person during {}.",
+    "a video of the person during {}.",
+    "a example of the person during {}.",
+    "a demonstration of the person during {}.",
+    "a photo of a person performing {}.",
+    "a video of a person performing {}.",
+    "a example of a person performing {}.",
+    "a demonstration of a person performing {}.",
+    "a photo of the person performing {}.",
+    "a video of the person performing {}.",
+    "a example of the person performing {}.",
+    "a demonstration of the person performing {}.",
+    "a photo of a person practicing {}.",
+    "a video of a person practicing {}.",
+    "a example of a person practicing {}.",
+    "a demonstration of a person practicing {}.",
+    "a photo of the person practicing {}.",
+    "a video of the person practicing {}.",
+    "a example of the person practicing {}.",
+    "a demonstration of the person practicing {}.",
+)
+VIDEO_TEMPLATES = ("a video of {}.",)
+TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
+    "video": VIDEO_TEMPLATES,
+    "kinetics700": KINETICS700_TEMPLATES,
+    "ucf101": UCF101_TEMPLATES,
+}
+# Dataset (its name lower-cased, without punctuation) → its template set. CLIP's prompts.md has no list for
+# Kinetics-400 or -600 (their classes are nearly all among Kinetics-700's); VidLA (App. D) evaluates Kinetics-400
+# zero-shot "following CLIP [...] utilizing the default prompt templates for Kinetics-400 classification":
+# CLIP's Kinetics templates, the Kinetics-700 set.
+DATASET_TEMPLATE_SETS = {
+    "kinetics400": "kinetics700",
+    "kinetics600": "kinetics700",
+    "kinetics700": "kinetics700",
+    "ucf101": "ucf101",
+}
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def select_templates(templates: str = "auto", dataset: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """`(set name, templates)` for zero-shot classification.
+
+    `templates` names a set (`video`, `kinetics700`, `ucf101`) or a dataset whose set to use (`Kinetics-400`
+    and `kinetics600` get the Kinetics-700 set); `"auto"` picks by the dataset named in `dataset` (a path or
+    Hub id such as `data/kinetics-400/val`), else the single `video` template. Raises `ValueError` naming
+    `templates` for an unknown name.
+
+    Example:
+
+    ```python
+    >>> from vidla_hf.evaluation import select_templates
+    >>> name, templates = select_templates("auto", "shards/Kinetics-400")
+    >>> name, len(templates), templates[0]
+    ('kinetics700', 28, 'a photo of {}.')
+    >>> select_templates("auto", "data/synthetic")
+    ('video', ('a video of {}.',))
+
+    ```
+    """
+    if templates == "auto":
+        found = {s for d, s in DATASET_TEMPLATE_SETS.items() if d in _plain(dataset or "")}
+        if len(found) > 1:
+            raise ValueError(
+                f"`templates`: the dataset {dataset!r} names several datasets ({sorted(found)}); choose the set."
+            )
+        name = found.pop() if found else "video"
+    else:
+        name = DATASET_TEMPLATE_SETS.get(_plain(templates), templates)
+    if name not in TEMPLATE_SETS:
+        known = sorted({*TEMPLATE_SETS, *DATASET_TEMPLATE_SETS, "auto"})
+        raise ValueError(f"`templates` must be a template set or dataset among {known}, got {templates!r}.")
+    return name, TEMPLATE_SETS[name]
 
 
 def class_embeddings(
@@ -200,9 +308,14 @@ def multiple_choice_accuracy(
 
 
 __all__ = [
-    "KINETICS_TEMPLATES",
+    "DATASET_TEMPLATE_SETS",
+    "KINETICS700_TEMPLATES",
+    "TEMPLATE_SETS",
+    "UCF101_TEMPLATES",
+    "VIDEO_TEMPLATES",
     "build_multiple_choice",
     "class_embeddings",
     "multiple_choice_accuracy",
+    "select_templates",
     "zero_shot_accuracy",
 ]

@@ -1,8 +1,9 @@
 """Frame index sampling: exactly `num_frames` sorted, in-range indices for any video length.
 
 `uniform` takes the centre of each of `num_frames` equal segments (deterministic; evaluation and the
-paper's "uniformly sample 12 frames"); `random` takes one random frame per segment (training). Videos
-shorter than `num_frames` repeat frames.
+paper's "uniformly sample 12 frames", the training scripts' default); `random` takes one random frame per
+segment (TSN-style; the training scripts' `--frame_sampling segment_random`, and the video processor's
+default with `training=True`). Videos shorter than `num_frames` repeat frames.
 """
 
 import numpy as np

@@ -9,6 +9,11 @@ from transformers import HfArgumentParser
 
 from ..modeling.configuration_vidla import check_mask_ratio
 
+# `--frame_sampling` → the video processor's strategy (processing/frame_sampling.py). `uniform`: the centres of
+# `num_frames` equal segments, the paper's "we uniformly sample 12 frames" (§5); `segment_random`: one random
+# frame per equal segment (TSN-style), which sees other frames of a clip in every epoch.
+FRAME_SAMPLING = {"uniform": "uniform", "segment_random": "random"}
+
 
 @dataclass
 class TrainingArguments:
@@ -47,12 +52,29 @@ class TrainingArguments:
         default="json", metadata={"help": "Column holding a JSON object with the texts ('' for none)"}
     )
     num_frames: int = 12
+    frame_sampling: str = field(
+        default="uniform",
+        metadata={
+            "help": "Training frames: uniform (segment centres, the paper's) or segment_random (one random "
+            "frame per equal segment); evaluation is always uniform"
+        },
+    )
     training_augmentation: bool = field(
         default=True, metadata={"help": "Multi-scale crop + flip (off: centre crop, no flip)"}
     )
     per_device_batch_size: int = 32
     gradient_accumulation_steps: int = 1
-    max_steps: int = 1000
+    max_steps: int | None = field(
+        default=None, metadata={"help": "Optimizer steps of the run (its learning-rate schedule's length)"}
+    )
+    num_train_epochs: float | None = field(
+        default=3.0,
+        metadata={
+            "help": "Passes over a training set of known length (local shards, a dataset with `num_examples`): "
+            "ceil(examples / global batch) steps each; a recipe's length is replaced by whichever of "
+            "--max_steps and --num_train_epochs is given"
+        },
+    )
     stop_at_step: int | None = field(
         default=None,
         metadata={"help": "Stop early (keeping the schedule of --max_steps), e.g. to split a run over jobs"},
@@ -88,18 +110,33 @@ class TrainingArguments:
     )
     seed: int = 42
 
+    def __post_init__(self):
+        """Options with a fixed set of values are checked as soon as the arguments are built (when the command
+        line is parsed); `validate_args` checks the rest."""
+        if self.frame_sampling not in FRAME_SAMPLING:
+            raise ValueError(
+                f"`--frame_sampling` must be one of {', '.join(FRAME_SAMPLING)}; got {self.frame_sampling!r}."
+            )
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(
+                f"`--mixed_precision` must be one of no, fp16, bf16; got {self.mixed_precision!r}."
+            )
+
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The paper's pretraining recipe: the `TrainingArguments` defaults.
     "paper": {},
     # The embedded default job: the tiny preset from scratch on the synthetic clips, minutes on a CPU.
+    # Its recorded run (docs/results/main_job.json) used one random frame per segment and 300 steps.
     "tiny-cpu": {
         "num_frames": 8,
+        "frame_sampling": "segment_random",
         "per_device_batch_size": 32,
         "learning_rate": 5e-4,
         "min_learning_rate": 1e-5,
         "warmup_steps": 20,
         "max_steps": 300,
+        "num_train_epochs": None,
         "weight_decay": 0.02,
         "checkpointing_steps": 100,
         "eval_steps": 100,
@@ -107,8 +144,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "logging_steps": 10,
     },
     # The paper's retrieval finetuning (App. A): 32 frames, lr 1e-5 → 1e-6, weight decay 0.2, centre crop, no flip.
+    # Its length is per dataset in steps (440 on MSVD for B/32, multiples elsewhere): 1000 unless told.
     "retrieval-finetune": {
         "num_frames": 32,
+        "max_steps": 1000,
+        "num_train_epochs": None,
         "learning_rate": 1e-5,
         "min_learning_rate": 1e-6,
         "weight_decay": 0.2,
@@ -116,12 +156,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 RECIPE_HELP = """recipes (--recipe; explicit options override them):
-  tiny-cpu             the embedded default job: tiny preset from scratch, 8 frames, lr 5e-4, 300 steps
-                       (chosen when neither --init_from nor another --config is given)
-  paper                the paper's pretraining (§5): 12 frames, lr 2e-5 cosine to 4e-8, wd 0.02, clip 10
-                       (chosen with --init_from or another --config)
-  retrieval-finetune   the paper's retrieval finetuning (App. A): 32 frames, lr 1e-5 to 1e-6, wd 0.2,
-                       centre crop, no flip (the default of examples/finetune_retrieval.py)
+  tiny-cpu             the embedded default job: tiny preset from scratch, 8 frames (segment_random),
+                       lr 5e-4, 300 steps (chosen when neither --init_from nor another --config is given)
+  paper                the paper's pretraining (§5): 12 uniform frames, 3 epochs, lr 2e-5 cosine to 4e-8,
+                       wd 0.02, clip 10 (chosen with --init_from or another --config)
+  retrieval-finetune   the paper's retrieval finetuning (App. A): 32 uniform frames, lr 1e-5 to 1e-6,
+                       wd 0.2, centre crop, no flip, 1000 steps (the default of examples/finetune_retrieval.py)
 """
 
 
@@ -183,7 +223,12 @@ def build_parser(description: str, recipe: str | None = None) -> HfArgumentParse
 
 
 def parse_args(description: str, recipe: str | None = None, argv=None) -> TrainingArguments:
-    """Explicit options > the recipe's defaults > `TrainingArguments` defaults."""
+    """Explicit options > the recipe's defaults > `TrainingArguments` defaults.
+
+    The run's length is one thing set two ways: `--max_steps` alone or `--num_train_epochs` alone replaces the
+    recipe's length (the other becomes unset); both given must agree (checked once the data's size is known).
+    Raises `ValueError` naming the option for a value outside an option's choices (e.g. `--frame_sampling`).
+    """
     namespace = vars(build_parser(description, recipe).parse_args(argv))
     explicit = {k: v for k, v in namespace.items() if v is not None and k != "recipe"}
     chosen = namespace["recipe"] or recipe
@@ -192,15 +237,25 @@ def parse_args(description: str, recipe: str | None = None, argv=None) -> Traini
             explicit.get("config", "vidla-tiny") == "vidla-tiny" and "init_from" not in explicit
         )
         chosen = "tiny-cpu" if from_scratch_tiny else "paper"
-    return TrainingArguments(**{**RECIPES[chosen], **explicit})
+    values = {**RECIPES[chosen], **explicit}
+    if ("max_steps" in explicit) != ("num_train_epochs" in explicit):
+        values["num_train_epochs" if "max_steps" in explicit else "max_steps"] = None
+    return TrainingArguments(**values)
 
 
 def validate_args(args: TrainingArguments) -> None:
     """Raises `ValueError` naming the option for every value that cannot work, before any heavy work."""
+    if args.max_steps is None and args.num_train_epochs is None:
+        raise ValueError("Give the run's length: `--max_steps` or `--num_train_epochs`.")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"`--max_steps` must be >= 1, got {args.max_steps}.")
+    if args.num_train_epochs is not None and not (
+        math.isfinite(args.num_train_epochs) and args.num_train_epochs > 0
+    ):
+        raise ValueError(f"`--num_train_epochs` must be a finite number > 0, got {args.num_train_epochs}.")
     for name in (
         "per_device_batch_size",
         "gradient_accumulation_steps",
-        "max_steps",
         "num_frames",
         "checkpointing_steps",
         "eval_steps",
@@ -226,15 +281,13 @@ def validate_args(args: TrainingArguments) -> None:
     for name in ("adam_beta1", "adam_beta2"):
         if not 0 <= getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be in [0, 1), got {getattr(args, name)}.")
-    if args.stop_at_step is not None and not 1 <= args.stop_at_step <= args.max_steps:
-        raise ValueError(
-            f"`--stop_at_step` must be in [1, max_steps={args.max_steps}], got {args.stop_at_step}."
-        )
+    if args.max_steps is not None:
+        check_stop_at_step(args.stop_at_step, args.max_steps)
+    elif args.stop_at_step is not None and args.stop_at_step < 1:
+        raise ValueError(f"`--stop_at_step` must be >= 1, got {args.stop_at_step}.")
     check_mask_ratio(args.mask_ratio, name="--mask_ratio")
     if not 0 <= args.max_corrupt_fraction < 1:
         raise ValueError(f"`--max_corrupt_fraction` must be in [0, 1), got {args.max_corrupt_fraction}.")
-    if args.mixed_precision not in ("no", "fp16", "bf16"):
-        raise ValueError(f"`--mixed_precision` must be one of no, fp16, bf16; got {args.mixed_precision!r}.")
     if args.overwrite_output_dir and args.resume_from_checkpoint:
         raise ValueError(
             "`--overwrite_output_dir` removes the earlier run's checkpoints; it cannot be combined with "
@@ -242,4 +295,61 @@ def validate_args(args: TrainingArguments) -> None:
         )
 
 
-__all__ = ["RECIPES", "TrainingArguments", "build_parser", "parse_args", "validate_args"]
+def check_stop_at_step(stop_at_step: int | None, max_steps: int) -> None:
+    """`--stop_at_step` must fall within the run (it keeps the schedule of all `max_steps`)."""
+    if stop_at_step is not None and not 1 <= stop_at_step <= max_steps:
+        raise ValueError(f"`--stop_at_step` must be in [1, max_steps={max_steps}], got {stop_at_step}.")
+
+
+def resolve_max_steps(
+    args: TrainingArguments, examples_per_epoch: int | None, num_processes: int, source: str = "the data"
+) -> int:
+    """The run's optimizer steps: `--max_steps`, or `--num_train_epochs` × ceil(examples per epoch / global
+    batch), rounded up, as transformers' `Trainer` counts them (global batch: per-device batch × gradient
+    accumulation × processes).
+
+    Raises `ValueError` when `--num_train_epochs` is set but `examples_per_epoch` is None (a stream of unknown
+    length, named by `source`), when the training set is empty, when `--max_steps` is also set and differs
+    from the epochs' count, and when `--stop_at_step` lies past the result.
+
+    Example:
+
+    ```python
+    >>> from vidla_hf.training import TrainingArguments
+    >>> from vidla_hf.training.arguments import resolve_max_steps
+    >>> args = TrainingArguments(per_device_batch_size=32, gradient_accumulation_steps=2, num_train_epochs=3)
+    >>> resolve_max_steps(args, examples_per_epoch=1000, num_processes=4)  # 3 × ceil(1000 / 256)
+    12
+
+    ```
+    """
+    steps = args.max_steps
+    if args.num_train_epochs is not None:
+        if examples_per_epoch is None:
+            raise ValueError(
+                f"`--num_train_epochs` needs the training set's size, and {source} does not tell it (a stream "
+                "without `num_examples` in its dataset info): give `--max_steps` instead."
+            )
+        if examples_per_epoch < 1:
+            raise ValueError(f"`--num_train_epochs`: {source} holds no training examples.")
+        global_batch = args.per_device_batch_size * args.gradient_accumulation_steps * num_processes
+        steps = math.ceil(args.num_train_epochs * math.ceil(examples_per_epoch / global_batch))
+        if args.max_steps is not None and args.max_steps != steps:
+            raise ValueError(
+                f"`--max_steps` {args.max_steps} and `--num_train_epochs` {args.num_train_epochs:g} disagree: "
+                f"{args.num_train_epochs:g} epochs of {examples_per_epoch} examples at a global batch of "
+                f"{global_batch} are {steps} steps. Give one of the two."
+            )
+    check_stop_at_step(args.stop_at_step, steps)
+    return steps
+
+
+__all__ = [
+    "FRAME_SAMPLING",
+    "RECIPES",
+    "TrainingArguments",
+    "build_parser",
+    "parse_args",
+    "resolve_max_steps",
+    "validate_args",
+]

@@ -19,12 +19,13 @@ from tqdm.auto import tqdm
 from ..data.streams import (
     VideoTextStream,
     collate_video_text,
+    count_examples,
     load_video_text_stream,
     resolve_tar_shards,
     source_fingerprint,
 )
 from ..evaluation.retrieval import evaluate_retrieval
-from .arguments import TrainingArguments, validate_args
+from .arguments import FRAME_SAMPLING, TrainingArguments, resolve_max_steps, validate_args
 from .checkpointing import (
     check_resume_layout,
     data_layout,
@@ -106,6 +107,24 @@ def default_train_data(args: TrainingArguments, accelerator: Accelerator) -> Non
     args.train_data = folder
 
 
+def training_stream(args: TrainingArguments, dataset, processor) -> VideoTextStream:
+    """The training samples of `dataset`: decoded and augmented as `args` say (`--frame_sampling` picks the
+    frame indices), seeded by `--seed` and each sample's position."""
+    return VideoTextStream(
+        dataset,
+        processor,
+        args.video_column,
+        args.caption_column,
+        args.subtitle_column,
+        args.metadata_column or None,
+        args.num_frames,
+        args.training_augmentation,
+        args.seed,
+        args.max_corrupt_fraction,
+        frame_sampling=FRAME_SAMPLING[args.frame_sampling],
+    )
+
+
 def check_finite_parameters(model: torch.nn.Module, step: int) -> None:
     bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
     if bad:
@@ -150,8 +169,12 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         accelerator.process_index,
         accelerator.num_processes,
     )
-    # On every process, before the model is built: a bad evaluation source or a resume mismatch fails
-    # everywhere at once (on the main process alone it would leave the others waiting at a barrier).
+    # On every process, before the model is built: a bad evaluation source, a length that cannot be known or
+    # a resume mismatch fails everywhere at once (on the main process alone the others would wait at a barrier).
+    if args.num_train_epochs is not None:
+        examples = count_examples(args.train_data, "train")
+        args.max_steps = resolve_max_steps(args, examples, accelerator.num_processes, repr(args.train_data))
+        accelerator.print(f"{args.num_train_epochs:g} epochs of {examples} examples: {args.max_steps} steps")
     resolve_tar_shards(args.eval_data or args.train_data, args.eval_split)
     layout = data_layout(args, accelerator.num_processes, source_fingerprint(args.train_data, "train"))
     checkpoint, start_step, resumed_state = None, 0, {}
@@ -169,18 +192,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     loss_fn = VidLALoss()
 
-    stream = VideoTextStream(
-        dataset,
-        processor,
-        args.video_column,
-        args.caption_column,
-        args.subtitle_column,
-        args.metadata_column or None,
-        args.num_frames,
-        args.training_augmentation,
-        args.seed,
-        args.max_corrupt_fraction,
-    )
+    stream = training_stream(args, dataset, processor)
     workers = min(args.num_workers, dataset.num_shards)  # a worker without a shard would yield nothing
     # Its own generator: creating the iterator must not draw from the global RNG that `load_state` restored.
     with warnings.catch_warnings():  # torchdata 0.11 calls torch's deprecated `set_vital`; not ours to fix
@@ -321,4 +333,4 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     return results
 
 
-__all__ = ["TrainingDivergedError", "evaluate_on_val", "training_function"]
+__all__ = ["TrainingDivergedError", "evaluate_on_val", "training_function", "training_stream"]

@@ -136,7 +136,8 @@ def build_optimizer_and_schedule(
     """AdamW and the cosine schedule with warm-up, in *scheduler* steps.
 
     accelerate's prepared scheduler steps `num_processes` times per optimizer step (it assumes the data
-    loader was split across processes), so the schedule is built for `max_steps * num_processes` and
+    loader was split across processes), so the schedule is built for `max_steps * num_processes` (`max_steps`
+    as given, or as `resolve_max_steps` computed it from `--num_train_epochs`) and
     every process sees the learning rate of a one-process run at each optimizer step.
     """
     optimizer = torch.optim.AdamW(
