@@ -15,12 +15,19 @@ from pathlib import Path
 
 import pytest
 import transformers
-from conftest import run_without_vidla_hf
+from conftest import run_without_vidla_hf, tiny_config
 from huggingface_hub import EvalResult, HfApi, ModelCard
 from video_fixtures import frame_pattern, write_mp4
 
 import vidla_hf.hub
-from vidla_hf import VidLAConfig, VidLAModel, VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
+from vidla_hf import (
+    VidLAConfig,
+    VidLAForVideoClassification,
+    VidLAModel,
+    VidLAProcessor,
+    VidLAVideoProcessor,
+    build_clip_tokenizer,
+)
 from vidla_hf.hub import assemble_repo, build_model_card, eval_results_for_card, load_eval_results, publish
 
 ROOT = Path(__file__).parents[1]
@@ -72,7 +79,9 @@ def test_card_metadata_round_trips(model_dir, tmp_path):
     card = ModelCard.load(tmp_path / "repo" / "README.md")
     data = card.data
     assert data.library_name == "transformers" and data.license == "apache-2.0"
-    assert data.pipeline_tag == "video-classification" and "video-text-retrieval" in data.tags
+    # a contrastive model has no labels of its own: no `video-classification` tag (see `CARD_TAGS`)
+    assert data.pipeline_tag is None and "pipeline_tag" not in (tmp_path / "repo" / "README.md").read_text()
+    assert {"video-text-retrieval", "zero-shot-video-classification"} <= set(data.tags)
     assert data.base_model == "openai/clip-vit-base-patch16" and data.datasets == ["org/webvid"]
     measured = {(r.dataset_name, r.metric_name): r.metric_value for r in data.eval_results}
     assert measured == {
@@ -104,6 +113,21 @@ def test_card_metadata_round_trips(model_dir, tmp_path):
     assert set(config["auto_map"]) == {"AutoConfig", "AutoModel"}
     assert set(config["custom_pipelines"]) == {"zero-shot-video-classification", "video-text-retrieval"}
     assert [p.name for p in tmp_path.iterdir()] == ["repo"], "no staging folder is left beside it"
+
+
+def test_a_classifier_card_says_video_classification(tmp_path):
+    config = tiny_config()
+    config.id2label, config.label2id = {0: "cooking", 1: "dancing", 2: "diving"}, None
+    VidLAForVideoClassification(config).save_pretrained(tmp_path / "classifier")
+    built = build_model_card(tmp_path / "classifier", "org/vidla-classifier")
+    card = ModelCard(str(built))  # through the YAML and back
+    assert card.data.pipeline_tag == "video-classification"
+    assert "video-classification" in card.data.tags and "zero-shot-video-classification" not in card.data.tags
+    text = card.text
+    assert "A video classifier over 3 labels (cooking, dancing, diving)" in text
+    assert 'pipeline("video-classification", model="org/vidla-classifier"' in text
+    assert "AutoModelForVideoClassification.from_pretrained" in text
+    assert "AutoModel.from_pretrained" not in text and "video-text-retrieval" not in str(card)
 
 
 def test_no_results_no_model_index(model_dir, tmp_path):

@@ -4,12 +4,19 @@ Importing the package registers VidLA with transformers' Auto classes, and marks
 for remote code, so that `save_pretrained` writes the code files and `auto_map` next to the weights.
 """
 
-from transformers import AutoConfig, AutoModel, AutoProcessor, AutoVideoProcessor
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForVideoClassification,
+    AutoProcessor,
+    AutoVideoProcessor,
+)
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .modeling import (
     PRESETS,
     VidLAConfig,
+    VidLAForVideoClassification,
     VidLAModel,
     VidLAOutput,
     VidLAPreTrainedModel,
@@ -34,10 +41,12 @@ def _register_auto_classes() -> None:
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
+    AutoModelForVideoClassification.register(VidLAConfig, VidLAForVideoClassification, exist_ok=True)
     AutoVideoProcessor.register(VidLAConfig, VidLAVideoProcessor, exist_ok=True)
     AutoProcessor.register(VidLAConfig, VidLAProcessor, exist_ok=True)
     VidLAConfig.register_for_auto_class()
     VidLAModel.register_for_auto_class("AutoModel")
+    VidLAForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
     VidLAVideoProcessor.register_for_auto_class("AutoVideoProcessor")
     VidLAProcessor.register_for_auto_class("AutoProcessor")
     for task, pipeline_class in (
@@ -60,6 +69,7 @@ __all__ = [
     "VidLAVideoProcessor",
     "build_clip_tokenizer",
     "VidLAConfig",
+    "VidLAForVideoClassification",
     "VidLAModel",
     "VidLAOutput",
     "VidLAPreTrainedModel",

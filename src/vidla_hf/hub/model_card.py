@@ -16,6 +16,12 @@ from .eval_results import _is_number, eval_results_for_card
 from .ids import _check_repo_id, _dataset_ids, _describe_data, _hub_id, _local_name, _search_dirs
 
 MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md.jinja")
+# The Hub's `pipeline_tag` picks the task the model is listed under and the inference widget it gets. A
+# `VidLAForVideoClassification` is `video-classification`: it has fixed labels and transformers' own pipeline
+# runs it. The contrastive `VidLAModel` gets no pipeline tag: it has no labels of its own (`video-classification`
+# would promise them), the Hub has no zero-shot-video-classification or video-text-retrieval task, and
+# `feature-extraction` would promise transformers' text-only pipeline, which cannot run it. Its two custom
+# pipelines are named in its tags instead.
 CARD_TAGS = [
     "vidla",
     "video-text-retrieval",
@@ -24,6 +30,8 @@ CARD_TAGS = [
     "clip",
     "custom_code",
 ]
+CLASSIFIER_TAGS = ["vidla", "video-classification", "video", "clip", "custom_code"]
+CLASSIFIER_ARCHITECTURE = "VidLAForVideoClassification"
 # The video tower's shape, as the card's first paragraph describes it.
 VISION_FIELDS = (
     "mst_levels",
@@ -86,6 +94,18 @@ def _vision_fields(config_file: Path) -> dict:
     return {key: vision[key] for key in VISION_FIELDS}
 
 
+def _classifier_labels(config_file: Path) -> list[str] | None:
+    """The class names, in label order, of a saved `VidLAForVideoClassification` (its `architectures`); None for
+    any other model."""
+    config = json.loads(config_file.read_text())
+    if CLASSIFIER_ARCHITECTURE not in (config.get("architectures") or []):
+        return None
+    id2label = config.get("id2label")
+    if not isinstance(id2label, dict) or not id2label:
+        raise ValueError(f"{str(config_file)!r} is a {CLASSIFIER_ARCHITECTURE} without an `id2label` map.")
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
 def _checked_after(train_results: dict | None, train_file: Path) -> dict | None:
     """The run's own retrieval figures after training (`train_results.json` `after`), if it recorded them;
     every R@k the card reports must be a finite number."""
@@ -110,8 +130,12 @@ def build_model_card(
     dataset_name: str | list[str] | None = None,
 ) -> ModelCard:
     """The model card: metadata (library, pipeline tag, tags, base model, datasets, license, model-index from
-    the measured `eval_results` only), usage for AutoModel, the processor and both pipelines, and the
-    training details read from the run's `training_args.json` / `train_results.json`.
+    the measured `eval_results` only), usage, and the training details read from the run's
+    `training_args.json` / `train_results.json`.
+
+    A `VidLAModel` folder gets usage for AutoModel, the processor and both of its pipelines, and no pipeline
+    tag (see `CARD_TAGS`); a `VidLAForVideoClassification` folder gets `pipeline_tag: video-classification`,
+    its labels, and usage for `AutoModelForVideoClassification` and transformers' video-classification pipeline.
 
     `datasets` holds `dataset_name` (Hub dataset ids) if given, else the run's `train_data` if that is a
     Hub id; local training data is described by its folder name only ("local WebDataset shards
@@ -143,6 +167,7 @@ def build_model_card(
     _check_model_dir(model_dir)
     search_dirs = _search_dirs(model_dir)
     vision = _vision_fields(model_dir / "config.json")
+    labels = _classifier_labels(model_dir / "config.json")
     train_file = model_dir / "train_results.json"
     training_args = _read_run_file(model_dir / "training_args.json")
     train_results = _read_run_file(train_file)
@@ -154,8 +179,8 @@ def build_model_card(
     name = repo_id.split("/")[-1]
     card_data = ModelCardData(
         library_name="transformers",
-        pipeline_tag="video-classification",
-        tags=list(CARD_TAGS),
+        pipeline_tag="video-classification" if labels else None,
+        tags=list(CLASSIFIER_TAGS if labels else CARD_TAGS),
         license=license,
         base_model=base_model,
         datasets=datasets or None,
@@ -176,6 +201,7 @@ def build_model_card(
         model_name=name,
         repo_id=repo_id,
         vision=vision,
+        labels=labels,
         eval_results=entries,
         training=training,
         after=after,

@@ -5,6 +5,7 @@ from .convert_clip import convert_clip_state_dict
 from .modeling_vidla import (
     CheckpointSaveError,
     CorruptCheckpointError,
+    VidLAForVideoClassification,
     VidLAModel,
     VidLAOutput,
     VidLAPreTrainedModel,
@@ -21,6 +22,7 @@ __all__ = [
     "CorruptCheckpointError",
     "NoSuchFolderError",
     "VidLAConfig",
+    "VidLAForVideoClassification",
     "VidLAModel",
     "VidLAOutput",
     "VidLAPreTrainedModel",

@@ -33,9 +33,10 @@ def _check_finite(name: str, value: Any, owner: str) -> None:
 
 
 def _check_tower(config: PreTrainedConfig, sizes: tuple[str, ...]) -> None:
-    """Every size field of a tower is a positive int, and the heads divide the width."""
+    """Every size field of a tower (the widths every tower has, and its own `sizes`) is a positive int, and the
+    heads divide the width."""
     owner = type(config).__name__
-    for name in sizes:
+    for name in (*sizes, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
         _check_int(name, getattr(config, name), 1, owner)
     if getattr(config, "projection_dim", None) is not None:
         _check_int("projection_dim", config.projection_dim, 1, owner)
@@ -135,17 +136,7 @@ class VidLATextConfig(LocalFolderCheck, CLIPTextConfig):
     base_config_key = "text_config"
 
     def __post_init__(self, **kwargs):
-        _check_tower(
-            self,
-            (
-                "vocab_size",
-                "hidden_size",
-                "intermediate_size",
-                "num_hidden_layers",
-                "num_attention_heads",
-                "max_position_embeddings",
-            ),
-        )
+        _check_tower(self, ("vocab_size", "max_position_embeddings"))
         super().__post_init__(**kwargs)
 
 
@@ -207,10 +198,6 @@ class VidLAVisionConfig(LocalFolderCheck, CLIPVisionConfig):
                 "image_size",
                 "patch_size",
                 "num_channels",
-                "hidden_size",
-                "intermediate_size",
-                "num_hidden_layers",
-                "num_attention_heads",
             ),
         )
         if self.image_size % self.patch_size:
@@ -293,8 +280,9 @@ def route_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Splits flat VidLA config fields into top-level, `vision_config` and `text_config` groups.
 
     A name that is both a vision and a text field (e.g. `hidden_size`) is ambiguous: pass it inside
-    `vision_config={...}` or `text_config={...}` instead.
+    `vision_config={...}` or `text_config={...}` instead. A classifier's label fields are top-level.
     """
+    label_fields = ("num_labels", "id2label", "label2id", "problem_type")  # VidLAForVideoClassification's
     vision_fields = set(VidLAVisionConfig.__dataclass_fields__)
     text_fields = set(VidLATextConfig.__dataclass_fields__)
     top_fields = set(VidLAConfig.__dataclass_fields__)
@@ -304,7 +292,7 @@ def route_overrides(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if not isinstance(value, dict):
                 raise TypeError(f"`{name}` override must be a dict of fields, got {type(value).__name__}.")
             routed[name].update(value)
-        elif name in ("projection_dim", "logit_scale_init_value", "initializer_factor"):
+        elif name in ("projection_dim", "logit_scale_init_value", "initializer_factor", *label_fields):
             routed["top"][name] = value
         elif name in vision_fields and name in text_fields:
             raise ValueError(
@@ -367,6 +355,17 @@ class VidLAConfig(LocalFolderCheck, PreTrainedConfig):
         _check_finite("logit_scale_init_value", self.logit_scale_init_value, owner)
         _check_finite("initializer_factor", self.initializer_factor, owner)
         super().__post_init__(**kwargs)
+
+    @property
+    def num_frames(self) -> int:
+        """`vision_config.num_frames`, where transformers' video-classification pipeline reads it; setting it (also
+        `VidLAConfig(num_frames=...)`) sets the video tower's (`model.resize_num_frames` resizes a built model)."""
+        return self.vision_config.num_frames
+
+    @num_frames.setter
+    def num_frames(self, value: int) -> None:
+        _check_int("num_frames", value, 1, type(self).__name__)
+        self.vision_config.num_frames = value
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> VidLAConfig:

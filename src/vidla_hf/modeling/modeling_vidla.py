@@ -14,12 +14,14 @@ The objective (paper eq. 3) lives here too, with every line of distributed code 
 `vidla_hf` imports so that this file, `configuration_vidla.py` and `convert_clip.py` work as Hub remote code.
 """
 
+import copy
 import errno
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +34,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import CLIPModel, PreTrainedConfig, PreTrainedModel, initialization
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.clip.modeling_clip import (
     CLIPMLP,
@@ -443,6 +445,16 @@ class VidLAZeroInitLinear(nn.Linear):
     """A linear layer that `VidLAPreTrainedModel._init_weights` starts at zero (weight and bias)."""
 
 
+class VidLAVisualProjection(nn.Linear):
+    """`VidLAForVideoClassification.visual_projection`: `VidLAModel`'s video projection (the same weight name and
+    initialisation), its own class so that `_init_weights` reaches it under remote code too."""
+
+
+class VidLAClassifierLinear(nn.Linear):
+    """`VidLAForVideoClassification.classifier`: scores the L2-normalised video embedding against one weight row
+    per label."""
+
+
 class VidLATemporalAttention(CLIPAttention):
     """Spatially-local temporal attention (paper eq. 1): run on `(B·N, T, d)`, i.e. each spatial position
     attends over time. Its own q/k/v/out projections; `out_proj` starts at zero (see `_init_weights`)."""
@@ -645,14 +657,21 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
             initialization.normal_(
                 module.visual_projection.weight, std=module.vision_embed_dim**-0.5 * factor
             )
+        elif isinstance(module, VidLAVisualProjection):
+            # Dispatched on the layer itself, as `VidLAZeroInitLinear` is: the classifier owns no parameter directly.
+            initialization.normal_(module.weight, std=module.in_features**-0.5 * factor)
+        elif isinstance(module, VidLAClassifierLinear):
+            # The features are L2-normalised: this std gives logits of std ~1/sqrt(projection_dim) per class.
+            initialization.normal_(module.weight, std=module.in_features**-0.5 * factor)
+            initialization.zeros_(module.bias)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, num_frames: int | None = None, **kwargs):
         """`PreTrainedModel.from_pretrained`, plus:
 
         - `num_frames=` resamples the temporal position table of the loaded checkpoint to a new frame count
-          (e.g. a 12-frame pretrained model finetuned at 32 frames); only `VidLAModel` and `VidLAVisionModel`
-          take it (a text tower has no frames);
+          (e.g. a 12-frame pretrained model finetuned at 32 frames); only `VidLAModel`, `VidLAVisionModel` and
+          `VidLAForVideoClassification` take it (a text tower has no frames);
         - a name that can only be a local path (starts with `.`, `/` or `~`, ends with a separator, ...; see
           `check_local_folder`) but does not exist raises `NoSuchFolderError` ("no such folder: <path>") at once,
           instead of becoming a Hub lookup; `~` is expanded;
@@ -660,10 +679,10 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
         """
         if num_frames is not None:
             check_num_frames(num_frames)
-            if not issubclass(cls, (VidLAModel, VidLAVisionModel)):
+            if not issubclass(cls, (VidLAModel, VidLAVisionModel, VidLAForVideoClassification)):
                 raise TypeError(
                     f"`num_frames={num_frames}`: {cls.__name__} has no video tower, so no frames to resize; "
-                    "`num_frames` is for VidLAModel and VidLAVisionModel."
+                    "`num_frames` is for VidLAModel, VidLAVisionModel and VidLAForVideoClassification."
                 )
         pretrained_model_name_or_path = check_local_folder(pretrained_model_name_or_path)
         try:
@@ -1001,9 +1020,249 @@ class VidLAModel(VidLAPreTrainedModel):
         return model.to(dtype=clip.dtype)
 
 
+def check_class_text_embeds(text_embeds: Any, num_labels: int, projection_dim: int) -> None:
+    """Raises unless `text_embeds` is a finite float `(num_labels, projection_dim)` matrix with no zero row."""
+    if not isinstance(text_embeds, torch.Tensor) or not text_embeds.is_floating_point():
+        raise TypeError(
+            f"`text_embeds` must be a float torch.Tensor of shape (num_labels, projection_dim) = ({num_labels}, "
+            f"{projection_dim}), one text embedding per label, got {type(text_embeds).__name__}"
+            + (f" of dtype {text_embeds.dtype}." if isinstance(text_embeds, torch.Tensor) else ".")
+        )
+    shape = tuple(text_embeds.shape)
+    if len(shape) != 2 or shape[1] != projection_dim:
+        raise ValueError(
+            f"`text_embeds` must have shape (num_labels, projection_dim) = ({num_labels}, {projection_dim}), "
+            f"got {shape}: text embeddings of this model (`VidLAModel.get_text_features`), one row per label."
+        )
+    if shape[0] != num_labels:
+        raise ValueError(
+            f"`text_embeds` has {shape[0]} rows but the classifier has num_labels={num_labels}: pass one text "
+            f"embedding per label, in label order, or build the classifier with num_labels={shape[0]} (and its "
+            "id2label)."
+        )
+    if not bool(torch.isfinite(text_embeds).all()):
+        raise ValueError("`text_embeds` holds NaN or infinite values.")
+    zero = (text_embeds.norm(dim=-1) == 0).nonzero().flatten().tolist()
+    if zero:
+        raise ValueError(
+            f"`text_embeds` rows {zero} are zero vectors, which have no direction to score against."
+        )
+
+
+def check_classification_labels(labels: Any, batch_size: int, config: PreTrainedConfig) -> None:
+    """Raises unless `labels` suits the loss: integer `labels` (single-label classification, cross-entropy) must
+    be `(batch_size,)` class indices in `[0, num_labels)`, or -100 (ignored); float targets (regression,
+    multi-label) are left to transformers' `ForSequenceClassificationLoss`."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"`labels` must be a torch.Tensor, got {type(labels).__name__}.")
+    if labels.is_floating_point() or config.problem_type not in (None, "single_label_classification"):
+        return
+    if config.num_labels < 2:
+        return  # num_labels == 1 is regression: transformers' loss takes the targets as they are
+    if tuple(labels.shape) != (batch_size,):
+        raise ValueError(
+            f"`labels` must hold one class index per video, shape ({batch_size},), got {tuple(labels.shape)}."
+        )
+    outside = ((labels < 0) | (labels >= config.num_labels)) & (labels != -100)
+    if bool(outside.any()):
+        raise ValueError(
+            f"`labels` must be class indices in [0, {config.num_labels}) (or -100, ignored), got "
+            f"{labels[outside].tolist()}."
+        )
+
+
+def check_scale(scale: Any) -> float:
+    """The inverse temperature `scale` as a float, or raises unless it is a finite positive number."""
+    if isinstance(scale, torch.Tensor) and scale.numel() == 1:
+        scale = scale.item()
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(
+            f"`scale` must be a positive float (e.g. `VidLAModel.logit_scale.exp()`), got {scale!r}."
+        )
+    if not 0 < scale < float("inf"):
+        raise ValueError(f"`scale` must be a finite positive float, got {scale}.")
+    return float(scale)
+
+
+class VidLAForVideoClassification(VidLAPreTrainedModel):
+    """VidLA's video tower with a classification head: [CLS] → visual projection → L2-normalise → linear layer.
+
+    The head scores the normalised video embedding against one weight row per label, which is exactly
+    `VidLAModel`'s zero-shot score when the rows are the labels' normalised text embeddings times the inverse
+    temperature: `from_zero_shot` starts it there, `init_classifier_from_text` sets it on any classifier.
+
+    Its config is a `VidLAConfig` (with `num_labels` / `id2label` / `label2id`), so a `VidLAModel` folder loads
+    directly: `VidLAForVideoClassification.from_pretrained(vidla_folder, num_labels=..., id2label=...)` keeps the
+    video tower and its projection, drops the text tower, and reports the head as newly initialised.
+    `labels` give transformers' loss for `...ForVideoClassification` models: cross-entropy for class indices
+    (`config.problem_type` may choose regression or multi-label instead).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from vidla_hf import VidLAConfig, VidLAForVideoClassification
+    >>> config = VidLAConfig.from_preset("vidla-tiny", id2label={0: "cooking", 1: "dancing", 2: "diving"})
+    >>> model = VidLAForVideoClassification(config).eval()
+    >>> videos = torch.randn(2, 8, 3, 64, 64)  # (batch, frames, 3, H, W)
+    >>> out = model(pixel_values_videos=videos, labels=torch.tensor([0, 2]))
+    >>> out.logits.shape, out.loss.shape
+    (torch.Size([2, 3]), torch.Size([]))
+
+    ```"""
+
+    config: VidLAConfig
+    main_input_name = "pixel_values_videos"
+    input_modalities = ("video",)
+    # What a `VidLAModel` checkpoint holds beyond this model: dropped on load, without a warning.
+    _keys_to_ignore_on_load_unexpected = [r"^text_model\.", r"^text_projection\.", r"^logit_scale$"]
+
+    def __init__(self, config: VidLAConfig):
+        super().__init__(config)
+        if set(config.label2id or {}) != set(config.id2label.values()):
+            # `from_pretrained(..., id2label=...)` sets `id2label` alone: keep `label2id` its inverse.
+            config.label2id = {label: index for index, label in config.id2label.items()}
+        self.num_labels = config.num_labels
+        self.vision_model = VidLAVisionModel._from_config(config.vision_config)
+        self.visual_projection = VidLAVisualProjection(
+            config.vision_config.hidden_size, config.projection_dim, bias=False
+        )
+        self.classifier = VidLAClassifierLinear(config.projection_dim, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vision_model.get_input_embeddings()
+
+    def resize_num_frames(self, num_frames: int) -> None:
+        """Resamples the video tower's temporal position table to `num_frames` entries."""
+        self.vision_model.resize_num_frames(num_frames)
+
+    @torch.no_grad()
+    def init_classifier_from_text(self, text_embeds: torch.Tensor, scale: float | torch.Tensor) -> None:
+        """Sets the head to zero-shot classification: weight row `i` = `scale` × the normalised `text_embeds[i]`,
+        bias zero. With a `VidLAModel`'s text embeddings of the labels (e.g. `vidla_hf.evaluation.class_embeddings`,
+        prompt templates averaged as CLIP does) and `scale = model.logit_scale.exp()` (the inverse temperature,
+        not its log), the logits are that model's zero-shot `logits_per_video`.
+
+        Args:
+            text_embeds (`torch.Tensor` of shape `(num_labels, projection_dim)`): One text embedding per label, in
+                label order (normalised here).
+            scale (`float` or `torch.Tensor`): The inverse temperature, `VidLAModel.logit_scale.exp()`.
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from vidla_hf import VidLAConfig, VidLAForVideoClassification
+        >>> model = VidLAForVideoClassification(VidLAConfig.from_preset("vidla-tiny", num_labels=2))
+        >>> model.init_classifier_from_text(torch.eye(2, 128), scale=100.0)
+        >>> model.classifier.weight[:, :3].tolist(), model.classifier.bias.tolist()
+        ([[100.0, 0.0, 0.0], [0.0, 100.0, 0.0]], [0.0, 0.0])
+
+        ```"""
+        check_class_text_embeds(text_embeds, self.config.num_labels, self.config.projection_dim)
+        scale = check_scale(scale)
+        weight = F.normalize(text_embeds.detach().float(), dim=-1) * scale  # (num_labels, D)
+        self.classifier.weight.copy_(weight.to(self.classifier.weight))
+        self.classifier.bias.zero_()
+
+    @classmethod
+    def from_zero_shot(
+        cls, model: VidLAModel, class_embeds: torch.Tensor, labels: list[str] | tuple[str, ...]
+    ) -> "VidLAForVideoClassification":
+        """A classifier of `labels` that starts as `model`'s zero-shot classifier: a copy of its video tower and
+        projection, and the head from `init_classifier_from_text(class_embeds, model.logit_scale.exp())`.
+
+        Args:
+            model (`VidLAModel`): The contrastive model (left unchanged; the classifier copies its weights).
+            class_embeds (`torch.Tensor` of shape `(len(labels), projection_dim)`): The labels' text embeddings,
+                e.g. `vidla_hf.evaluation.class_embeddings(model, processor, labels, templates)`.
+            labels (`list[str]`): The class names, in the order of `class_embeds`; they become `config.id2label`.
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from vidla_hf import (VidLAConfig, VidLAForVideoClassification, VidLAModel, VidLAProcessor,
+        ...                       VidLAVideoProcessor, build_clip_tokenizer)
+        >>> from vidla_hf.evaluation import class_embeddings
+        >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny")).eval()
+        >>> processor = VidLAProcessor(VidLAVideoProcessor(), build_clip_tokenizer())
+        >>> labels = ["cooking", "dancing"]
+        >>> embeds = class_embeddings(model, processor, labels, templates=("a video of {}.", "a photo of {}."))
+        >>> classifier = VidLAForVideoClassification.from_zero_shot(model, embeds, labels).eval()
+        >>> classifier.config.id2label
+        {0: 'cooking', 1: 'dancing'}
+        >>> videos = torch.randn(1, 8, 3, 64, 64)
+        >>> with torch.inference_mode():
+        ...     video_embeds = model.get_video_features(videos).pooler_output
+        ...     logits = classifier(pixel_values_videos=videos).logits
+        >>> zero_shot = model.logit_scale.exp() * torch.nn.functional.normalize(video_embeds, dim=-1) @ embeds.T
+        >>> torch.allclose(logits, zero_shot, atol=1e-5)
+        True
+
+        ```"""
+        if not isinstance(model, VidLAModel):
+            raise TypeError(
+                f"`model` must be a VidLAModel (video and text towers), got {type(model).__name__}; to classify "
+                "with another classifier's head, use `init_classifier_from_text`."
+            )
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
+            raise TypeError(f"`labels` must be a list of class names, got {type(labels).__name__}.")
+        for index, label in enumerate(labels):
+            if not isinstance(label, str) or not label:
+                raise TypeError(f"`labels[{index}]` must be a non-empty string, got {label!r}.")
+        repeated = sorted(label for label, count in Counter(labels).items() if count > 1)
+        if repeated:
+            raise ValueError(f"`labels` must be distinct (they become `id2label`), repeated: {repeated}.")
+        if len(labels) < 2:
+            raise ValueError(f"`labels` must name at least 2 classes to choose between, got {list(labels)}.")
+        check_class_text_embeds(class_embeds, len(labels), model.config.projection_dim)
+        config = copy.deepcopy(model.config)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: index for index, label in enumerate(labels)}
+        classifier = cls(config)
+        classifier.vision_model.load_state_dict(model.vision_model.state_dict())
+        classifier.visual_projection.load_state_dict(model.visual_projection.state_dict())
+        classifier.to(device=model.logit_scale.device, dtype=model.visual_projection.weight.dtype)
+        classifier.init_classifier_from_text(class_embeds, model.logit_scale.exp())
+        return classifier.train(model.training)
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values_videos: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        mask_ratio: float | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutput:
+        r"""
+        pixel_values_videos (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+            Normalised frames (`VidLAVideoProcessor`).
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class indices in `[0, config.num_labels)` for the cross-entropy loss (float targets for
+            `problem_type` regression or multi-label, as every transformers classifier takes them).
+        mask_ratio (`float`, *optional*): Tube masking ratio for this call (training mode only).
+        """
+        if pixel_values_videos is None:
+            raise ValueError("You have to specify `pixel_values_videos`.")
+        check_pixel_values_videos(pixel_values_videos, self.vision_model.config)
+        reject_output_attentions(kwargs, self.config, self.vision_model.config)
+        if labels is not None:
+            check_classification_labels(labels, pixel_values_videos.shape[0], self.config)
+        vision_outputs = self.vision_model(
+            pixel_values_videos=pixel_values_videos, mask_ratio=mask_ratio, return_dict=True, **kwargs
+        )
+        video_embeds = F.normalize(self.visual_projection(vision_outputs.pooler_output), dim=-1)  # (B, D)
+        logits = self.classifier(video_embeds)  # (B, num_labels)
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
+        return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=vision_outputs.hidden_states)
+
+
 __all__ = [
     "CheckpointSaveError",
     "CorruptCheckpointError",
+    "VidLAForVideoClassification",
     "VidLAGlobalAttention",
     "VidLAModel",
     "VidLAOutput",
