@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 import transformers
 from conftest import run_without_vidla_hf, tiny_config
 from huggingface_hub import EvalResult, HfApi, ModelCard
@@ -128,6 +129,33 @@ def test_a_classifier_card_says_video_classification(tmp_path):
     assert 'pipeline("video-classification", model="org/vidla-classifier"' in text
     assert "AutoModelForVideoClassification.from_pretrained" in text
     assert "AutoModel.from_pretrained" not in text and "video-text-retrieval" not in str(card)
+
+
+def test_a_classifier_is_published_as_a_classifier(model_dir, tmp_path):
+    """The repository of a `VidLAForVideoClassification` folder holds its head and labels, bit for bit (read
+    back with safetensors), names the classifier's Auto class, adds no custom pipeline, and files finetuned
+    results under video-classification (not zero-shot)."""
+    from safetensors.torch import load_file
+
+    labels = {0: "cooking", 1: "dancing", 2: "diving"}
+    classifier = VidLAForVideoClassification.from_pretrained(model_dir, id2label=labels)
+    folder = tmp_path / "classifier"
+    classifier.save_pretrained(folder)
+    VidLAProcessor.from_pretrained(model_dir).save_pretrained(folder)
+    results = {"task": "video_classification", "dataset": {"name": "org/actions"}, "metrics": {"top1": 61.0}}
+    assemble_repo(folder, tmp_path / "repo", "org/vidla-classifier", [results])
+    config = json.loads((tmp_path / "repo" / "config.json").read_text())
+    assert config["architectures"] == ["VidLAForVideoClassification"] and "custom_pipelines" not in config
+    assert "AutoModelForVideoClassification" in config["auto_map"]
+    assert {int(k): v for k, v in config["id2label"].items()} == labels
+    published = load_file(tmp_path / "repo" / "model.safetensors")
+    original = classifier.state_dict()
+    assert {"classifier.weight", "classifier.bias"} <= set(published) and set(published) == set(original)
+    assert all(torch.equal(published[k], original[k]) for k in published)
+    card = ModelCard.load(tmp_path / "repo" / "README.md")
+    assert card.data.pipeline_tag == "video-classification"
+    entry = card.data.eval_results[0]
+    assert (entry.task_type, entry.metric_value) == ("video-classification", 61.0)
 
 
 def test_no_results_no_model_index(model_dir, tmp_path):

@@ -17,6 +17,8 @@ from .ids import _describe_data, _search_dirs
 EVAL_TASKS = {
     "retrieval": ("video-text-retrieval", "Text-video retrieval"),
     "classification": ("zero-shot-video-classification", "Zero-shot video classification"),
+    # A finetuned `VidLAForVideoClassification` (examples/finetune_classification.py): fixed labels.
+    "video_classification": ("video-classification", "Video classification"),
     "multiple_choice": ("multiple-choice", "Zero-shot multiple choice"),
 }
 RETRIEVAL_DIRECTIONS = {

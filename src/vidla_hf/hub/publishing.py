@@ -21,7 +21,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from .eval_results import load_eval_results
 from .ids import _check_repo_id, _dataset_ids
-from .model_card import _check_model_dir, build_model_card
+from .model_card import _check_model_dir, _classifier_labels, build_model_card
 
 PUBLISH_MARKER = ".vidla_publish"  # written into every folder `assemble_repo` writes; never pushed
 
@@ -102,7 +102,8 @@ def assemble_repo(
 ) -> list[Path]:
     """Writes the repository folder: safetensors weights, config with `auto_map` and `custom_pipelines`,
     processor files, the code files for remote loading and pipelines, and the model card. Returns the files
-    to push, relative to `out_dir`.
+    to push, relative to `out_dir`. A `VidLAForVideoClassification` folder is loaded and saved as that class
+    (head and labels kept) and gets no custom pipelines: transformers' own video-classification runs it.
 
     `out_dir` must be new or empty, or, with `overwrite=True`, a folder this function wrote before and
     nothing else did (it holds a `.vidla_publish` marker listing its files; the marker is never pushed).
@@ -110,7 +111,7 @@ def assemble_repo(
     is written; the folder is built in a hidden sibling and swapped in by renames, so a failure leaves
     `out_dir` as it was.
     """
-    from transformers import AutoModel, AutoProcessor
+    from transformers import AutoModel, AutoModelForVideoClassification, AutoProcessor
     from transformers.dynamic_module_utils import get_relative_import_files
 
     from ..pipelines import VideoTextRetrievalPipeline, ZeroShotVideoClassificationPipeline
@@ -121,19 +122,23 @@ def assemble_repo(
     _check_target(out_dir, model_dir, overwrite, "out_dir")
     results = load_eval_results(eval_results) if eval_results is not None else None
     card = build_model_card(model_dir, repo_id, results, license, dataset_name)
-    model = AutoModel.from_pretrained(model_dir)
+    classifier = _classifier_labels(model_dir / "config.json") is not None
+    model = (AutoModelForVideoClassification if classifier else AutoModel).from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir)
     pipelines = {
         "zero-shot-video-classification": ZeroShotVideoClassificationPipeline,
         "video-text-retrieval": VideoTextRetrievalPipeline,
     }
+    if classifier:  # fixed labels: transformers' own video-classification pipeline, nothing custom
+        pipelines = {}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
         config = json.loads((staging / "config.json").read_text())
-        config["custom_pipelines"] = {}
+        if pipelines:
+            config["custom_pipelines"] = {}
         for task, pipeline_class in pipelines.items():
             module = Path(inspect.getsourcefile(pipeline_class))
             for source in (module, *map(Path, get_relative_import_files(module))):  # and what it imports
