@@ -2,6 +2,7 @@
 classification, multiple choice."""
 
 from .embeddings import compute_embeddings, embed_texts
+from .index import INDEX_KINDS, VideoIndex, index_recall
 from .retrieval import (
     dual_softmax,
     evaluate_retrieval,
@@ -22,6 +23,9 @@ from .zero_shot import (
 )
 
 __all__ = [
+    "INDEX_KINDS",
+    "VideoIndex",
+    "index_recall",
     "KINETICS700_TEMPLATES",
     "TEMPLATE_SETS",
     "UCF101_TEMPLATES",

@@ -18,7 +18,11 @@ class VideoTextRetrievalPipeline(Pipeline):
 
     * `pipe("a text query", videos=[...])` → the videos ranked: `[{"index", "video", "score", "similarity"}]`
       (`video` is the input when it is a path, else `None`);
-    * `pipe(video, texts=[...])` → the texts ranked: `[{"index", "text", "score", "similarity"}]`.
+    * `pipe(video, texts=[...])` → the texts ranked: `[{"index", "text", "score", "similarity"}]`;
+    * `pipe("a text query", index=video_index, top_k=10)` → the top-k videos of a gallery too large to embed
+      per call, from a prebuilt index (`vidla_hf.evaluation.index.VideoIndex`, or any object with
+      `search(queries, k) -> (similarities, ids)`): `[{"id", "score", "similarity"}]`, `score` the softmax
+      of the model's logits over the retrieved videos.
 
     `similarity` is the cosine similarity, `score` the softmax of the model's logits over the candidates. A
     list of queries gives one ranking per query, each over the whole gallery (queries and candidates are not
@@ -71,16 +75,34 @@ class VideoTextRetrievalPipeline(Pipeline):
             )
         return super().__call__(query, **kwargs)
 
-    def _sanitize_parameters(self, videos=None, texts=None, **kwargs):
-        check_keywords(kwargs, ("videos", "texts"), type(self).__name__)
-        return {"videos": videos, "texts": texts}, {}, {}
-
-    def preprocess(self, query, videos=None, texts=None):
-        # The keyword says what the query is: a video path is a string too.
-        if (videos is None) == (texts is None):
+    def _sanitize_parameters(self, videos=None, texts=None, index=None, top_k=None, **kwargs):
+        check_keywords(kwargs, ("videos", "texts", "index", "top_k"), type(self).__name__)
+        if index is not None and not callable(getattr(index, "search", None)):
+            raise TypeError(f"`index` must have a `search(queries, k)` method, got {type(index).__name__}.")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+        if top_k is not None and index is None:
             raise ValueError(
-                "Pass exactly one of `videos=[...]` (the query is a text) or `texts=[...]` (a video)."
+                "`top_k` applies to a search of `index=`; with `videos=`/`texts=` all are ranked."
             )
+        postprocess = {"index": index, "top_k": top_k or 10} if index is not None else {}
+        return {"videos": videos, "texts": texts, "index": index}, {}, postprocess
+
+    def preprocess(self, query, videos=None, texts=None, index=None):
+        # The keyword says what the query is: a video path is a string too.
+        if sum(option is not None for option in (videos, texts, index)) != 1:
+            raise ValueError(
+                "Pass exactly one of `videos=[...]` (the query is a text), `texts=[...]` (a video) or "
+                "`index=` (a text searched in a video index)."
+            )
+        if index is not None:
+            if not isinstance(query, str):
+                raise ValueError(f"With `index=`, the query must be a text, got {type(query).__name__}.")
+            return {
+                **self.processor(text=[query], return_tensors="pt"),
+                "query_is_text": True,
+                "search": True,
+            }
         if videos is not None:
             if not isinstance(query, str):
                 raise ValueError(f"With `videos=`, the query must be a text, got {type(query).__name__}.")
@@ -95,6 +117,10 @@ class VideoTextRetrievalPipeline(Pipeline):
         return {**inputs, "query_is_text": False, "candidates": list(texts)}
 
     def _forward(self, model_inputs):
+        if model_inputs.pop("search", False):  # the query's embedding; the index is searched in postprocess
+            model_inputs.pop("query_is_text")
+            embedding = self.model.get_text_features(**model_inputs).pooler_output
+            return {"embedding": torch.nn.functional.normalize(embedding.float(), dim=-1)}
         query_is_text = model_inputs.pop("query_is_text")
         candidates = model_inputs.pop("candidates")
         outputs = self.model(**model_inputs)
@@ -107,7 +133,15 @@ class VideoTextRetrievalPipeline(Pipeline):
             "similarity": similarity,
         }
 
-    def postprocess(self, model_outputs):
+    def postprocess(self, model_outputs, index=None, top_k=10):
+        if index is not None:
+            similarities, ids = index.search(model_outputs["embedding"].numpy(), top_k)
+            similarity = torch.as_tensor(similarities[0], dtype=torch.float32)
+            scores = (similarity * self.model.logit_scale.exp().float().cpu()).softmax(dim=-1)
+            return [
+                {"id": video_id, "score": score.item(), "similarity": sim.item()}
+                for video_id, score, sim in zip(ids[0], scores, similarity, strict=True)
+            ]
         scores = model_outputs["logits"].float().softmax(dim=-1)
         key = "video" if model_outputs["query_is_text"] else "text"
         order = torch.argsort(scores, descending=True).tolist()
