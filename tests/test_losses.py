@@ -83,6 +83,10 @@ def towers_loss(model, x, c, s):
     return VidLALoss()(*model(x, c, s))[0]
 
 
+def towers_local_loss(model, x, c, s):
+    return VidLALoss(local_loss=True)(*model(x, c, s))[0]
+
+
 def tiny_vidla():
     return randomize_(VidLAModel(tiny_config())).train()  # no dropout, no masking: deterministic
 
@@ -102,7 +106,10 @@ def vidla_forward_loss(model, pixel_values_videos, input_ids):
 SETUPS = {
     "VidLALoss": (Towers, batch, towers_loss),
     "VidLAModel.forward": (tiny_vidla, vidla_batch, vidla_forward_loss),
+    # open_clip's local loss: each process its own rows; the losses differ by process, the gradients do not
+    "VidLALoss(local_loss=True)": (Towers, batch, towers_local_loss),
 }
+LOCAL = {"VidLALoss(local_loss=True)"}
 
 
 def _worker(rank, world_size, init_file, out_dir):
@@ -124,19 +131,25 @@ def _worker(rank, world_size, init_file, out_dir):
 
 def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path):
     """Each process holds half the batch; the loss (gathered inside `info_nce`) and, after DDP averages them,
-    the gradients equal those of one process holding the whole batch."""
+    the gradients equal those of one process holding the whole batch (the reference: the full loss). With the
+    local loss, the mean of the processes' losses equals it."""
     expected = {}
     for name, (build, whole_batch, compute_loss) in SETUPS.items():
         model = build()
-        loss = compute_loss(model, *whole_batch())
+        loss = (towers_loss if name in LOCAL else compute_loss)(model, *whole_batch())
         loss.backward()
         expected[name] = {"loss": loss.detach(), "grads": {n: p.grad for n, p in model.named_parameters()}}
 
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    for rank in range(2):
-        result = torch.load(tmp_path / f"rank{rank}.pt")
+    results = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    for name in LOCAL:
+        losses = [result[name]["loss"] for result in results]
+        assert not torch.allclose(losses[0], losses[1]), "each process's own rows"
+        torch.testing.assert_close(sum(losses) / 2, expected[name]["loss"], msg=name)
+    for result in results:
         for name, reference in expected.items():
-            torch.testing.assert_close(result[name]["loss"], reference["loss"], msg=name)
+            if name not in LOCAL:
+                torch.testing.assert_close(result[name]["loss"], reference["loss"], msg=name)
             assert result[name]["grads"].keys() == reference["grads"].keys()
             for param, grad in reference["grads"].items():
                 torch.testing.assert_close(result[name]["grads"][param], grad, msg=f"{name}: {param}")

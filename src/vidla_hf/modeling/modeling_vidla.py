@@ -131,7 +131,7 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def info_nce(
-    video_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor
+    video_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor, local_loss: bool = False
 ) -> torch.Tensor:
     r"""One info-NCE term of the paper's objective (eq. 3), over the global batch:
 
@@ -145,6 +145,11 @@ def info_nce(
     first, so the negatives are the global batch and every process returns the same loss. It is then a
     collective call: every process must make it, with the same batch size. With DDP averaging the parameter
     gradients, this gives exactly the gradient of one process holding the whole batch.
+
+    With `local_loss=True` (open_clip's `local_loss`), each process computes only its own rows against the
+    gathered columns, `(B, world·B)` logits instead of `(world·B, world·B)`, and returns the mean over its
+    rows: the losses differ by process (their mean is the global loss) but, with DDP averaging, the
+    gradients are the same.
 
     Args:
         video_embeds (`torch.Tensor` of shape `(batch_size, dim)`): This process's L2-normalised video embeddings.
@@ -170,15 +175,30 @@ def info_nce(
             f"info-NCE needs as many texts as videos (text i describes video i), got {text_embeds.shape[0]} texts "
             f"and {video_embeds.shape[0]} videos."
         )
-    return global_info_nce(gather_with_grad(video_embeds), gather_with_grad(text_embeds), logit_scale)
+    rows = (video_embeds, text_embeds) if local_loss else None
+    return global_info_nce(gather_with_grad(video_embeds), gather_with_grad(text_embeds), logit_scale, rows)
 
 
-def global_info_nce(videos: torch.Tensor, texts: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def global_info_nce(
+    videos: torch.Tensor,
+    texts: torch.Tensor,
+    logit_scale: torch.Tensor,
+    rows: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """`info_nce` on embeddings already gathered over the global batch, `(world·B, D)` each: lets the training
-    objective gather the videos once for both of its text types."""
-    logits_per_video = logit_scale * videos @ texts.T  # (world·B, world·B)
-    labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
-    return F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.T, labels)
+    objective gather the videos once for both of its text types. `rows=(video_embeds, text_embeds)`, this
+    process's own `(B, D)`, gives the local loss (see `info_nce`)."""
+    if rows is None:
+        logits_per_video = logit_scale * videos @ texts.T  # (world·B, world·B)
+        labels = torch.arange(logits_per_video.shape[0], device=logits_per_video.device)
+        return F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_video.T, labels)
+    row_videos, row_texts = rows
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    offset = dist.get_rank() * row_videos.shape[0] if distributed else 0  # this process's rows, globally
+    labels = torch.arange(row_videos.shape[0], device=row_videos.device) + offset
+    logits_per_video = logit_scale * row_videos @ texts.T  # (B, world·B)
+    logits_per_text = logit_scale * row_texts @ videos.T  # (B, world·B)
+    return F.cross_entropy(logits_per_video, labels) + F.cross_entropy(logits_per_text, labels)
 
 
 def summary_attention_mask(

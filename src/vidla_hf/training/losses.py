@@ -20,7 +20,8 @@ class VidLALoss(nn.Module):
     `forward(video_embeds, caption_embeds, subtitle_embeds, logit_scale)` takes this process's L2-normalised
     embeddings `(B, D)` and the inverse temperature `exp(logit_scale)` (clamp it first, as CLIP does); under
     `torch.distributed` every process must call it with the same `B` (see `info_nce`). Returns the total loss
-    and its two parts.
+    and its two parts. `local_loss=True`: open_clip's local loss (each process its own rows against the
+    gathered columns; the same gradients under DDP, logits `world` times smaller, see `info_nce`).
 
     Example:
 
@@ -35,6 +36,10 @@ class VidLALoss(nn.Module):
     ```
     """
 
+    def __init__(self, local_loss: bool = False):
+        super().__init__()
+        self.local_loss = local_loss
+
     def forward(self, video_embeds, caption_embeds, subtitle_embeds, logit_scale):
         if not video_embeds.shape[0] == caption_embeds.shape[0] == subtitle_embeds.shape[0]:
             raise ValueError(
@@ -44,8 +49,13 @@ class VidLALoss(nn.Module):
             )
         videos = gather_with_grad(video_embeds)  # (world·B, D), gathered once for both terms
         parts = {
-            "subtitle": global_info_nce(videos, gather_with_grad(subtitle_embeds), logit_scale),
-            "caption": global_info_nce(videos, gather_with_grad(caption_embeds), logit_scale),
+            name: global_info_nce(
+                videos,
+                gather_with_grad(texts),
+                logit_scale,
+                (video_embeds, texts) if self.local_loss else None,
+            )
+            for name, texts in (("subtitle", subtitle_embeds), ("caption", caption_embeds))
         }
         return parts["subtitle"] + parts["caption"], parts
 
