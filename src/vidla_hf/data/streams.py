@@ -19,7 +19,6 @@ import copy
 import glob
 import json
 import os
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,57 +29,23 @@ import torch
 from datasets.distributed import split_dataset_by_node
 
 from ..processing.video_decoding import VideoDecodeError
+from .tar_shards import count_tar_samples, expand_shard_urls, is_remote_source, iter_tar_shards
 
 
 class CorruptStreamError(ValueError):
     """Too large a share of a stream's samples could not be used; training stops instead of skipping on."""
 
 
-def _sample_key(member_name: str) -> tuple[str, str]:
-    """WebDataset's grouping: `dir/KEY.ext.ension` is member `ext.ension` of sample `dir/KEY`."""
-    key, _, extension = os.path.basename(member_name).partition(".")
-    return os.path.join(os.path.dirname(member_name), key), extension
-
-
-def _iter_tar_shards(shards: list[str]) -> Iterator[dict[str, Any]]:
-    """WebDataset tar shards → `{"__key__", "__url__", <extension>: bytes}` examples, nothing decoded.
-
-    Unlike `load_dataset("webdataset")`, which parses `.json` members while reading (so one malformed
-    member ends the whole stream), parsing is left to `VideoTextStream`, which skips and counts a bad one.
-    A shard that cannot be read at all yields one example with an `__error__`.
-    """
-    for shard in shards:
-        current: dict[str, Any] = {}
-        try:
-            with tarfile.open(shard, "r|*") as archive:
-                for member in archive:
-                    if not member.isfile():
-                        continue
-                    key, extension = _sample_key(member.name)
-                    if current and current["__key__"] != key:
-                        yield current
-                        current = {}
-                    current.setdefault("__key__", key)
-                    current["__url__"] = shard
-                    current[extension] = archive.extractfile(member).read()
-        except (tarfile.TarError, OSError, EOFError) as error:
-            if current:
-                current["__error__"] = f"shard {shard} is damaged after this sample: {error}"
-                yield current
-            else:
-                yield {"__key__": f"{shard}:unreadable", "__url__": shard, "__error__": f"{error}"}
-            continue
-        if current:
-            yield current
-
-
 def resolve_tar_shards(source: str, split: str) -> list[str] | None:
-    """Local WebDataset shards for `source`, or None if it is not local shards.
+    """Local WebDataset shards for `source`, or None if it is not local shards (a dataset id, or remote
+    shards: `is_remote_source`).
 
     `source` is a `.tar` path or glob, or a folder: with a `manifest.json` (the synthetic and curated
     datasets), exactly the shards it lists for `split` (other files in the folder are never read);
     without one, its `<split>-*.tar` files.
     """
+    if is_remote_source(source):
+        return None
     folder = Path(source).expanduser()
     if source.endswith(".tar") or any(ch in source for ch in "*?["):
         files = sorted(glob.glob(os.path.expanduser(source)))
@@ -103,22 +68,6 @@ def resolve_tar_shards(source: str, split: str) -> list[str] | None:
     return files
 
 
-def count_tar_samples(shard: str) -> int:
-    """The samples of one WebDataset shard, as `_iter_tar_shards` groups them (consecutive members with one
-    key), read from the tar headers alone: an uncompressed shard's data are seeked over, not read. A damaged
-    shard counts the samples before the damage."""
-    count, last = 0, None
-    try:
-        with tarfile.open(shard) as archive:
-            for member in archive:
-                key = _sample_key(member.name)[0] if member.isfile() else last
-                if key != last:
-                    count, last = count + 1, key
-    except (tarfile.TarError, OSError, EOFError):
-        pass
-    return count
-
-
 def count_examples(source: str, split: str = "train") -> int | None:
     """How many raw examples one pass over `source`'s `split` holds, or None when only reading it all would
     tell (a stream whose dataset info gives no `num_examples`). Corrupt samples count: training skips them.
@@ -127,6 +76,8 @@ def count_examples(source: str, split: str = "train") -> int | None:
     source answers from its dataset info (a Hub dataset's card, a local folder's README metadata), read
     without reading the data.
     """
+    if is_remote_source(source):
+        return None  # only reading every remote shard would tell
     shards = resolve_tar_shards(source, split)
     if shards is not None:
         return sum(count_tar_samples(shard) for shard in shards)
@@ -156,13 +107,14 @@ def load_video_text_stream(
     """A streamed `datasets.IterableDataset` for `source`, shuffled and split for this process.
 
     `source` is local WebDataset shards (a `.tar` glob, or a folder with `<split>-*.tar` such as the
-    synthetic dataset) or anything `datasets.load_dataset(source, split=split, streaming=True)` accepts
+    synthetic dataset), remote shards (URLs or `pipe:` commands with `{000..099}` ranges, see
+    `tar_shards`; one that cannot be read becomes one skipped, counted example) or anything `datasets.load_dataset(source, split=split, streaming=True)` accepts
     (a Hub dataset id, a local dataset folder). A `datasets.Video` column is read as raw bytes: decoding
     is ours, in the DataLoader workers.
     """
-    shards = resolve_tar_shards(source, split)
+    shards = expand_shard_urls(source) if is_remote_source(source) else resolve_tar_shards(source, split)
     if shards is not None:
-        dataset = datasets.IterableDataset.from_generator(_iter_tar_shards, gen_kwargs={"shards": shards})
+        dataset = datasets.IterableDataset.from_generator(iter_tar_shards, gen_kwargs={"shards": shards})
     else:
         dataset = datasets.load_dataset(source, split=split, streaming=True)
         features = dataset.features or {}
