@@ -2,8 +2,8 @@
 shards read from disk; unreachable, missing and damaged shards are skipped and counted."""
 
 import functools
-import itertools
 import http.server
+import itertools
 import shutil
 import threading
 from pathlib import Path
