@@ -19,6 +19,8 @@ ALLOWED = {
     "pipelines": {"pipelines", "processing", "modeling"},
     "training": {"training", "evaluation", "data", "processing", "modeling"},
     "hub": {"hub", "pipelines", "processing", "modeling"},
+    # ONNX graphs of the towers and their processor, served without the model code.
+    "export": {"export", "processing", "modeling"},
 }
 
 

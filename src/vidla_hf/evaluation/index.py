@@ -256,6 +256,9 @@ class VideoIndex:
             _faiss().write_index(self.index, str(staging / _INDEX_FILE))
             (staging / _IDS_FILE).write_text(json.dumps(self.ids))
             (staging / _META_FILE).write_text(json.dumps({**self.settings, "size": len(self)}, indent=1))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would survive the rename
             if folder.exists():
                 shutil.rmtree(folder)  # checked above: empty, or a saved index with overwrite=True
             os.rename(staging, folder)
