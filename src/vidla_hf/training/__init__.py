@@ -1,6 +1,7 @@
 """Training: the VidLA objective and the loop shared by the example scripts.
 
-    arguments.py      options, recipes, validation
+    arguments.py      options, validation
+    recipes.py        the named recipes of `--recipe`
     setup.py          model + processor, trainable parameters (freezing, LoRA), optimizer and schedule
     checkpointing.py  output folder guard, crash-safe checkpoints, resume layout, the final model folder
     loop.py           `training_function`

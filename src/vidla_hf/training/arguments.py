@@ -8,6 +8,7 @@ from typing import Any
 from transformers import HfArgumentParser
 
 from ..modeling.configuration_vidla import check_mask_ratio
+from .recipes import RECIPE_HELP, RECIPES
 
 # `--frame_sampling` → the video processor's strategy (processing/frame_sampling.py). `uniform`: the centres of
 # `num_frames` equal segments, the paper's "we uniformly sample 12 frames" (§5); `segment_random`: one random
@@ -93,6 +94,14 @@ class TrainingArguments:
     gradient_checkpointing: bool = False
     mask_ratio: float = field(default=0.0, metadata={"help": "Tube token masking ratio in training"})
     freeze_text_tower: bool = False
+    freeze_spatial: bool = field(
+        default=False,
+        metadata={
+            "help": "Freeze every CLIP-initialised weight of the video tower (patch, [CLS] and spatial position "
+            "embeddings, layer norms, spatial attention, MLPs): only VidLA's temporal attention, [MST] tokens and "
+            "temporal position table train there (the projections and the temperature as the other options say)"
+        },
+    )
     lora_rank: int = field(
         default=0, metadata={"help": "LoRA rank on the video tower's CLIP layers (0: full finetuning)"}
     )
@@ -121,48 +130,6 @@ class TrainingArguments:
             raise ValueError(
                 f"`--mixed_precision` must be one of no, fp16, bf16; got {self.mixed_precision!r}."
             )
-
-
-RECIPES: dict[str, dict[str, Any]] = {
-    # The paper's pretraining recipe: the `TrainingArguments` defaults.
-    "paper": {},
-    # The embedded default job: the tiny preset from scratch on the synthetic clips, minutes on a CPU.
-    # Its recorded run (docs/results/main_job.json) used one random frame per segment and 300 steps.
-    "tiny-cpu": {
-        "num_frames": 8,
-        "frame_sampling": "segment_random",
-        "per_device_batch_size": 32,
-        "learning_rate": 5e-4,
-        "min_learning_rate": 1e-5,
-        "warmup_steps": 20,
-        "max_steps": 300,
-        "num_train_epochs": None,
-        "weight_decay": 0.02,
-        "checkpointing_steps": 100,
-        "eval_steps": 100,
-        "eval_max_samples": 128,
-        "logging_steps": 10,
-    },
-    # The paper's retrieval finetuning (App. A): 32 frames, lr 1e-5 → 1e-6, weight decay 0.2, centre crop, no flip.
-    # Its length is per dataset in steps (440 on MSVD for B/32, multiples elsewhere): 1000 unless told.
-    "retrieval-finetune": {
-        "num_frames": 32,
-        "max_steps": 1000,
-        "num_train_epochs": None,
-        "learning_rate": 1e-5,
-        "min_learning_rate": 1e-6,
-        "weight_decay": 0.2,
-        "training_augmentation": False,
-    },
-}
-RECIPE_HELP = """recipes (--recipe; explicit options override them):
-  tiny-cpu             the embedded default job: tiny preset from scratch, 8 frames (segment_random),
-                       lr 5e-4, 300 steps (chosen when neither --init_from nor another --config is given)
-  paper                the paper's pretraining (§5): 12 uniform frames, 3 epochs, lr 2e-5 cosine to 4e-8,
-                       wd 0.02, clip 10 (chosen with --init_from or another --config)
-  retrieval-finetune   the paper's retrieval finetuning (App. A): 32 uniform frames, lr 1e-5 to 1e-6,
-                       wd 0.2, centre crop, no flip, 1000 steps (the default of examples/finetune_retrieval.py)
-"""
 
 
 def recipe_value(recipe: str, name: str) -> Any:
@@ -288,6 +255,16 @@ def validate_args(args: TrainingArguments) -> None:
     check_mask_ratio(args.mask_ratio, name="--mask_ratio")
     if not 0 <= args.max_corrupt_fraction < 1:
         raise ValueError(f"`--max_corrupt_fraction` must be in [0, 1), got {args.max_corrupt_fraction}.")
+    if args.freeze_spatial and args.lora_rank:
+        raise ValueError(
+            f"`--freeze_spatial` keeps the video tower's CLIP layers fixed and `--lora_rank {args.lora_rank}` "
+            "adapts them: use one of the two."
+        )
+    if args.freeze_spatial and args.init_from is None:
+        raise ValueError(
+            "`--freeze_spatial` freezes the video tower's CLIP-initialised weights, which without `--init_from` "
+            "are random: give `--init_from` a VidLA (or CLIP) checkpoint."
+        )
     if args.overwrite_output_dir and args.resume_from_checkpoint:
         raise ValueError(
             "`--overwrite_output_dir` removes the earlier run's checkpoints; it cannot be combined with "

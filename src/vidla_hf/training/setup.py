@@ -95,9 +95,27 @@ def load_model_and_processor(args: TrainingArguments) -> tuple[VidLAModel, VidLA
     return model, processor
 
 
+def is_spatial_parameter(name: str) -> bool:
+    """Whether `name` (a `VidLAModel` parameter) is a CLIP-initialised weight of the video tower: every
+    `vision_model.` parameter except VidLA's new ones (temporal attention and its layer norms, [MST] tokens,
+    the temporal position table; see `convert_clip.VIDLA_NEW_PARAMETER_PATTERNS`)."""
+    return name.startswith("vision_model.") and not is_new_vidla_parameter(name)
+
+
 def configure_trainable(model: VidLAModel, args: TrainingArguments) -> nn.Module:
-    """Applies --freeze_text_tower and --lora_rank (peft LoRA on the video tower's CLIP linear layers; VidLA's
-    new parameters, the projections and the temperature stay fully trainable)."""
+    """Applies --freeze_spatial, --freeze_text_tower and --lora_rank (peft LoRA on the video tower's CLIP linear
+    layers; VidLA's new parameters, the projections and the temperature stay fully trainable).
+
+    --freeze_spatial freezes the video tower's CLIP-initialised weights (`is_spatial_parameter`); the visual
+    projection and the temperature are outside the tower and keep training (the long-video recipe relies on
+    them to re-align the changed video features with the texts).
+    """
+    if args.freeze_spatial:
+        if args.lora_rank:
+            raise ValueError("`--freeze_spatial` and `--lora_rank` cannot be combined (see `validate_args`).")
+        for name, param in model.named_parameters():
+            if is_spatial_parameter(name):
+                param.requires_grad_(False)
     if args.lora_rank:
         from peft import LoraConfig, get_peft_model
 
@@ -158,6 +176,7 @@ __all__ = [
     "VidLAContrastiveModule",
     "build_optimizer_and_schedule",
     "configure_trainable",
+    "is_spatial_parameter",
     "load_model_and_processor",
     "parameter_groups",
 ]
