@@ -94,6 +94,13 @@ class TrainingArguments:
     gradient_checkpointing: bool = False
     mask_ratio: float = field(default=0.0, metadata={"help": "Tube token masking ratio in training"})
     freeze_text_tower: bool = False
+    local_loss: bool = field(
+        default=False,
+        metadata={
+            "help": "open_clip's local loss: each process scores only its own rows against the gathered "
+            "batch (the same gradients; logits and their memory divided by the number of processes)"
+        },
+    )
     freeze_spatial: bool = field(
         default=False,
         metadata={

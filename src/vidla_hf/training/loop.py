@@ -190,7 +190,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     module = VidLAContrastiveModule(model, processor.tokenizer.pad_token_id)
     optimizer, scheduler = build_optimizer_and_schedule(module, args, accelerator.num_processes)
     module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
-    loss_fn = VidLALoss()
+    loss_fn = VidLALoss(local_loss=args.local_loss)
 
     stream = training_stream(args, dataset, processor)
     workers = min(args.num_workers, dataset.num_shards)  # a worker without a shard would yield nothing
@@ -247,12 +247,15 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             inputs = {k: v.to(accelerator.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             with accelerator.accumulate(module):
                 loss, parts = loss_fn(*module(**inputs))
-                if not torch.isfinite(loss):  # the same global loss on every process: all stop together
+                # The global loss, the same on every process (a local loss is each process's share of it),
+                # so that all stop together.
+                reported = accelerator.reduce(loss.detach(), "mean") if args.local_loss else loss.detach()
+                if not torch.isfinite(reported):
                     raise TrainingDivergedError(
-                        f"The loss became {loss.item()} at step {step}; nothing was saved from this state. "
+                        f"The loss became {reported.item()} at step {step}; nothing was saved from this state. "
                         "Lower --learning_rate and resume from the last checkpoint."
                     )
-                step_losses.append(loss.detach())
+                step_losses.append(reported)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     norm = accelerator.clip_grad_norm_(module.parameters(), args.max_grad_norm)
@@ -274,6 +277,8 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
                 file.write(json.dumps({"step": step, "loss": loss.item(), "lr": learning_rate}) + "\n")
         if step % args.logging_steps == 0 or step == last_step:
             skipped = accelerator.reduce(torch.tensor(skipped_total, device=accelerator.device), "sum").item()
+            if args.local_loss:
+                parts = {name: accelerator.reduce(part.detach(), "mean") for name, part in parts.items()}
             logs = {
                 "train/loss": loss.item(),
                 "train/loss_caption": parts["caption"].item(),
