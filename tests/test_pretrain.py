@@ -282,32 +282,21 @@ def test_boolean_spellings_and_the_help_show_the_defaults_that_apply(capsys):
 
 
 def test_the_local_loss_trains_two_processes_exactly_as_the_full_loss(data, tmp_path):
-    """`--local_loss` (each process scores its own rows) against the full global loss, 2 processes each: the
-    same logged (global) losses and the same trained weights."""
+    """Two processes, three steps: `--local_loss` (each process scores its own rows) logs the same global
+    losses and trains the same weights as the full loss."""
     from safetensors.torch import load_file
 
     runs = {}
     for name, extra in (("full", []), ("local", ["--local_loss"])):
         output = tmp_path / name
         common = ["--train_data", data, "--output_dir", str(output), "--max_steps", "3", "--num_workers", "1"]
-        run(
-            [
-                "examples/pretrain.py",
-                *common,
-                "--eval_steps",
-                "100",
-                "--checkpointing_steps",
-                "100",
-                *FAST,
-                *extra,
-            ],
-            num_processes=2,
-        )
+        common += ["--eval_steps", "100", "--checkpointing_steps", "100", *FAST, *extra]
+        accelerate_launch(["examples/pretrain.py", *common], num_processes=2)
         runs[name] = (losses(output), load_file(output / "model.safetensors"))
     (full_losses, full_weights), (local_losses, local_weights) = runs["full"], runs["local"]
     assert sorted(local_losses) == [1, 2, 3]
     for step, value in full_losses.items():
-        assert local_losses[step] == pytest.approx(value, rel=1e-5)
+        assert local_losses[step] == pytest.approx(value, rel=1e-5), step
     for key, tensor in full_weights.items():
         if key.endswith("k_proj.bias"):
             # softmax ignores a key bias: its gradient is rounding noise, which Adam scales up to lr steps

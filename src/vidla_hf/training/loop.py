@@ -322,6 +322,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             "steps": args.max_steps,
             "resumed_from_step": start_step or None,
             "num_processes": accelerator.num_processes,
+            "distributed_type": accelerator.distributed_type.value,
             "global_batch_size": args.per_device_batch_size
             * args.gradient_accumulation_steps
             * accelerator.num_processes,
