@@ -251,7 +251,8 @@ def export_onnx(
     Example (a tiny random model):
 
     ```python
-    >>>     >>> from vidla_hf import VidLAConfig, VidLAModel
+    >>> import tempfile
+    >>> from vidla_hf import VidLAConfig, VidLAModel
     >>> from vidla_hf.export import export_onnx
     >>> model = VidLAModel(VidLAConfig.from_preset("vidla-tiny", num_frames=2))
     >>> export = export_onnx(model, tempfile.mkdtemp() + "/onnx")

@@ -705,6 +705,28 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
                     "`num_frames` is for VidLAModel, VidLAVisionModel and VidLAForVideoClassification."
                 )
         pretrained_model_name_or_path = check_local_folder(pretrained_model_name_or_path)
+        config = kwargs.get("config")
+        if num_frames is None and isinstance(config, (VidLAConfig, VidLAVisionConfig)):
+            # `AutoModel.from_pretrained(path, num_frames=N)` hands the frame count to the config (a field of it):
+            # load at the checkpoint's count, then resize, as `num_frames=` here does.
+            hub = (
+                "cache_dir",
+                "force_download",
+                "proxies",
+                "token",
+                "revision",
+                "local_files_only",
+                "subfolder",
+            )
+            saved, _ = PreTrainedConfig.get_config_dict(
+                pretrained_model_name_or_path, **{k: kwargs[k] for k in hub if k in kwargs}
+            )
+            saved = (saved.get("vision_config") or {}) if isinstance(config, VidLAConfig) else saved
+            wanted = config.num_frames
+            if isinstance(saved.get("num_frames"), int) and saved["num_frames"] != wanted:
+                config = copy.deepcopy(config)
+                config.num_frames = saved["num_frames"]
+                kwargs["config"], num_frames = config, wanted
         try:
             model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except Exception as error:
