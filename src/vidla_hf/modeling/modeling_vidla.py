@@ -706,7 +706,11 @@ class VidLAPreTrainedModel(CLIPPreTrainedModel):
                 )
         pretrained_model_name_or_path = check_local_folder(pretrained_model_name_or_path)
         config = kwargs.get("config")
-        if num_frames is None and isinstance(config, (VidLAConfig, VidLAVisionConfig)):
+        if (
+            num_frames is None
+            and pretrained_model_name_or_path is not None
+            and isinstance(config, (VidLAConfig, VidLAVisionConfig))
+        ):
             # `AutoModel.from_pretrained(path, num_frames=N)` hands the frame count to the config (a field of it):
             # load at the checkpoint's count, then resize, as `num_frames=` here does.
             hub = (
