@@ -44,18 +44,6 @@ BROKEN = {
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import logging
-
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """Two 1.5-minute synthetic sources (ASR and WebVTT) and four broken ones, with the tiny models."""
     folder = tmp_path_factory.mktemp("curation")

@@ -2,7 +2,6 @@
 of real MP4s (one corrupt) and on WebDataset shards, resumable, into Parquet that a FAISS index reads."""
 
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -22,16 +21,6 @@ from vidla_hf.evaluation.batch_embedding import VideoEmbedder
 from vidla_hf.evaluation.embed_job import embed_library
 
 ROOT = Path(__file__).parents[1]
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    yield ray
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
