@@ -2,6 +2,9 @@
 
 import json
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -281,24 +284,98 @@ def test_boolean_spellings_and_the_help_show_the_defaults_that_apply(capsys):
     assert "--max_steps" in capsys.readouterr().err
 
 
-def test_the_local_loss_trains_two_processes_exactly_as_the_full_loss(data, tmp_path):
+TWO_PROCESS_RUN = ["--max_steps", "3", "--num_workers", "1", "--eval_steps", "100", *FAST]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(data, tmp_path_factory):
+    """Two DDP processes, three steps (full loss): the reference for the local loss and for FSDP2."""
+    from safetensors.torch import load_file
+
+    output = tmp_path_factory.mktemp("ddp")
+    args = ["--train_data", data, "--output_dir", output, *TWO_PROCESS_RUN, "--checkpointing_steps", "100"]
+    accelerate_launch(["examples/pretrain.py", *args], num_processes=2)
+    return losses(output), load_file(output / "model.safetensors")
+
+
+def assert_same_training(run, reference):
+    """The same logged loss at every step and the same trained weights as `reference`."""
+    (run_losses, run_weights), (reference_losses, reference_weights) = run, reference
+    assert sorted(run_losses) == sorted(reference_losses) == [1, 2, 3]
+    for step, value in reference_losses.items():
+        assert run_losses[step] == pytest.approx(value, rel=1e-5), step
+    assert run_weights.keys() == reference_weights.keys()
+    for key, tensor in reference_weights.items():
+        assert run_weights[key].shape == tensor.shape, key  # logit_scale a scalar again after FSDP2's (1,)
+        if key.endswith("k_proj.bias"):
+            # softmax ignores a key bias: its gradient is rounding noise, which Adam scales up to lr steps
+            continue
+        torch.testing.assert_close(run_weights[key], tensor, rtol=1e-4, atol=1e-6)
+
+
+def test_the_local_loss_trains_two_processes_exactly_as_the_full_loss(data, ddp_run, tmp_path):
     """Two processes, three steps: `--local_loss` (each process scores its own rows) logs the same global
     losses and trains the same weights as the full loss."""
     from safetensors.torch import load_file
 
-    runs = {}
-    for name, extra in (("full", []), ("local", ["--local_loss"])):
-        output = tmp_path / name
-        common = ["--train_data", data, "--output_dir", str(output), "--max_steps", "3", "--num_workers", "1"]
-        common += ["--eval_steps", "100", "--checkpointing_steps", "100", *FAST, *extra]
-        accelerate_launch(["examples/pretrain.py", *common], num_processes=2)
-        runs[name] = (losses(output), load_file(output / "model.safetensors"))
-    (full_losses, full_weights), (local_losses, local_weights) = runs["full"], runs["local"]
-    assert sorted(local_losses) == [1, 2, 3]
-    for step, value in full_losses.items():
-        assert local_losses[step] == pytest.approx(value, rel=1e-5), step
-    for key, tensor in full_weights.items():
-        if key.endswith("k_proj.bias"):
-            # softmax ignores a key bias: its gradient is rounding noise, which Adam scales up to lr steps
-            continue
-        torch.testing.assert_close(local_weights[key], tensor, rtol=1e-4, atol=1e-6)
+    args = ["--train_data", data, "--output_dir", tmp_path, *TWO_PROCESS_RUN, "--checkpointing_steps", "100"]
+    accelerate_launch(["examples/pretrain.py", *args, "--local_loss"], num_processes=2)
+    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run)
+
+
+def fsdp2_launch(args, check=True):
+    """examples/pretrain.py under the shipped FSDP2 config on 2 CPU processes (see tests/fsdp2_on_cpu.py)."""
+    with socket.socket() as probe:  # a free rendezvous port (another run may hold accelerate's default)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        "examples/configs/fsdp2.yaml",
+    ]
+    launcher += [
+        "--num_machines",
+        "1",
+        "--num_processes",
+        "2",
+        "--machine_rank",
+        "0",
+        "--mixed_precision",
+        "no",
+    ]
+    launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    command = [*launcher, "tests/fsdp2_on_cpu.py", *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def test_fsdp2_trains_as_ddp_resumes_from_its_sharded_checkpoint_and_saves_a_plain_model(
+    data, ddp_run, tmp_path
+):
+    """The shipped FSDP2 config on 2 CPU processes: stopped after step 2 (a sharded checkpoint) and resumed, it
+    logs DDP's losses and saves DDP's weights, `logit_scale` a scalar again, loadable by `AutoModel`."""
+    from safetensors.torch import load_file
+
+    args = ["--train_data", data, "--output_dir", tmp_path, *TWO_PROCESS_RUN, "--checkpointing_steps", "2"]
+    fsdp2_launch([*args, "--stop_at_step", "2"])
+    assert (tmp_path / "checkpoints" / "step_2" / "pytorch_model_fsdp_0").is_dir()  # sharded, not one file
+    assert not (tmp_path / "model.safetensors").exists()
+    fsdp2_launch([*args, "--resume_from_checkpoint", "latest"])
+    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run)
+    assert json.loads((tmp_path / "train_results.json").read_text())["run"]["distributed_type"] == "FSDP"
+    model = AutoModel.from_pretrained(tmp_path)
+    assert type(model).__name__ == "VidLAModel" and model.logit_scale.shape == ()
+
+
+def test_fsdp2_refuses_lora_before_building_the_model(data, tmp_path):
+    result = fsdp2_launch(
+        ["--train_data", data, "--output_dir", tmp_path, "--lora_rank", "4", *FAST], check=False
+    )
+    assert result.returncode != 0
+    assert "`--lora_rank` cannot be combined with FSDP2" in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -932,6 +932,13 @@ class VidLAModel(VidLAPreTrainedModel):
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.post_init()
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The text tower's token embedding, as `CLIPModel` (accelerate's FSDP2 shards it as its own unit)."""
+        return self.text_model.embeddings.token_embedding
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.text_model.embeddings.token_embedding = value
+
     def resize_num_frames(self, num_frames: int) -> None:
         """Resamples the video tower's temporal position table to `num_frames` entries."""
         self.vision_model.resize_num_frames(num_frames)

@@ -44,6 +44,14 @@ from .setup import (
     configure_trainable,
     load_model_and_processor,
 )
+from .sharding import (
+    check_sharding_support,
+    evaluation_model,
+    full_tensor,
+    is_sharded,
+    make_shardable,
+    unsharded_model,
+)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -126,7 +134,9 @@ def training_stream(args: TrainingArguments, dataset, processor) -> VideoTextStr
 
 
 def check_finite_parameters(model: torch.nn.Module, step: int) -> None:
-    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+    """Raises if any weight is NaN/inf. Every process calls it (under FSDP2 each reads whole parameters, a
+    collective), so all raise together."""
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(full_tensor(param)).all()]
     if bad:
         raise TrainingDivergedError(
             f"The weights became non-finite at step {step} ({len(bad)} tensors, e.g. {bad[0]}); nothing was "
@@ -155,6 +165,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         ),
     )
     # Every process checks before anything is written; only the main process removes an earlier run's files.
+    check_sharding_support(accelerator, args.lora_rank)
     prepare_output_dir(args, remove_earlier_run=accelerator.is_main_process)
     accelerator.wait_for_everyone()
 
@@ -187,6 +198,8 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable()
     model = configure_trainable(model, args)
+    if is_sharded(accelerator):
+        make_shardable(model)
     module = VidLAContrastiveModule(model, processor.tokenizer.pad_token_id)
     optimizer, scheduler = build_optimizer_and_schedule(module, args, accelerator.num_processes)
     module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
@@ -224,8 +237,12 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         accelerator.init_trackers("vidla", config={k: v for k, v in vars(args).items() if v is not None})
     results: dict[str, Any] = dict(resumed_state.get("results", {}))
     unwrapped = accelerator.unwrap_model(module).model
-    if start_step == 0 and accelerator.is_main_process:
-        results["before"] = evaluate_on_val(unwrapped, processor, args)
+    # The main process evaluates; under FSDP2 every process runs the same evaluation (a forward gathers the
+    # weights from all of them) and the main one keeps the results.
+    evaluates = accelerator.is_main_process or is_sharded(accelerator)
+    evaluated = evaluation_model(accelerator, module, unwrapped)
+    if start_step == 0 and evaluates:
+        results["before"] = evaluate_on_val(evaluated, processor, args)
         accelerator.print(
             f"zero-shot text→video retrieval before training: {format_metrics(results['before'])}"
         )
@@ -259,6 +276,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     norm = accelerator.clip_grad_norm_(module.parameters(), args.max_grad_norm)
+                    norm = None if norm is None else full_tensor(norm)
                     # With fp16 loss scaling an inf norm is an overflow the scaler skips, not divergence.
                     if accelerator.scaler is None and norm is not None and not torch.isfinite(norm):
                         raise TrainingDivergedError(
@@ -284,7 +302,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
                 "train/loss_caption": parts["caption"].item(),
                 "train/loss_subtitle": parts["subtitle"].item(),
                 "train/lr": learning_rate,
-                "train/temperature": 1 / unwrapped.logit_scale.exp().item(),
+                "train/temperature": 1 / full_tensor(unwrapped.logit_scale).exp().item(),
                 "train/skipped_samples": skipped,
             }
             accelerator.log(logs, step=step)
@@ -300,8 +318,8 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             }
             data_state = {"loader": loader.state_dict(), "skipped": skipped_total}
             save_checkpoint(accelerator, args.output_dir, step, data_state, trainer_state)
-        if evaluate_now and accelerator.is_main_process:
-            metrics = evaluate_on_val(unwrapped, processor, args)
+        if evaluate_now and evaluates:
+            metrics = evaluate_on_val(evaluated, processor, args)
             results.setdefault("during", {})[str(step)] = metrics
             accelerator.log(scalar_logs(metrics), step=step)
             accelerator.print(f"step {step}: {format_metrics(metrics)}")
@@ -312,12 +330,14 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     results["skipped_samples"] = int(
         accelerator.reduce(torch.tensor(skipped_total, device=accelerator.device), "sum").item()
     )
-    if last_step == args.max_steps and accelerator.is_main_process:
-        results["after"] = evaluate_on_val(unwrapped, processor, args)
+    final_model = unsharded_model(accelerator, module, unwrapped) if last_step == args.max_steps else None
+    if last_step == args.max_steps and evaluates:
+        results["after"] = evaluate_on_val(evaluated, processor, args)
         accelerator.print(
             f"zero-shot text→video retrieval after training: {format_metrics(results['after'])}"
         )
         accelerator.log(scalar_logs(results["after"]), step=last_step)
+    if last_step == args.max_steps and accelerator.is_main_process:
         results["run"] = {
             "steps": args.max_steps,
             "resumed_from_step": start_step or None,
@@ -331,7 +351,7 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             "torch": torch.__version__,
             "device": str(accelerator.device),
         }
-        save_final(accelerator.unwrap_model(module).model, processor, args.output_dir, args)
+        save_final(final_model, processor, args.output_dir, args)
         write_text_atomic(Path(args.output_dir) / "train_results.json", json.dumps(results, indent=2))
         accelerator.print(f"model and processor saved to {args.output_dir}")
     accelerator.wait_for_everyone()

@@ -54,6 +54,14 @@ class VidLAContrastiveModule(nn.Module):
         captions, subtitles = F.normalize(text, dim=-1).chunk(2)
         return F.normalize(video, dim=-1), captions, subtitles, model.logit_scale.exp()
 
+    # The evaluation's entry points, so that it can call the prepared module (FSDP2 gathers the weights in the
+    # module's forward methods; see `sharding.evaluation_model`).
+    def get_video_features(self, *args, **kwargs):
+        return self.model.get_video_features(*args, **kwargs)
+
+    def get_text_features(self, *args, **kwargs):
+        return self.model.get_text_features(*args, **kwargs)
+
 
 def load_model_and_processor(args: TrainingArguments) -> tuple[VidLAModel, VidLAProcessor]:
     """A VidLA checkpoint (with its processor), a CLIP checkpoint (converted, with its tokenizer) or a
