@@ -266,7 +266,9 @@ def test_bad_manifests_models_and_folders_fail_before_ray_starts(tmp_path, input
     (tmp_path / "theirs" / "notes.txt").write_text("not ours")
     with pytest.raises(ValueError, match="not written by the curation pipeline"):
         curate(good, tmp_path / "theirs", CurationSettings())
-    assert not (tmp_path / "out").exists() and sorted(os.listdir(tmp_path / "theirs")) == ["notes.txt"]
+    assert not (tmp_path / "out").exists() and sorted(os.listdir(tmp_path / "theirs")) == [
+        "notes.txt"
+    ]  # no lock
 
 
 def test_the_command_line_reports_a_bad_manifest_without_importing_ray(tmp_path):
@@ -281,18 +283,58 @@ def test_the_command_line_reports_a_bad_manifest_without_importing_ray(tmp_path)
 
 def test_the_output_folder_is_resumed_only_with_the_same_settings(tmp_path):
     folder = tmp_path / "out"
-    OutputFolder(folder, {"caption_fps": 0.1})
+    OutputFolder(folder, {"caption_fps": 0.1}).close()
     (folder / "train-x.tar").write_bytes(b"x" * 10)
     (folder / "sources" / "x.json").write_text(
         json.dumps({"id": "x", "shard": "train-x.tar", "shard_bytes": 10})
     )
     (folder / "mine.txt").write_text("the user's")
-    assert OutputFolder(folder, {"caption_fps": 0.1}).record("x")["id"] == "x"
+    with OutputFolder(folder, {"caption_fps": 0.1}) as resumed:
+        assert resumed.record("x")["id"] == "x"
     with pytest.raises(ValueError, match="other settings \\(caption_fps\\)"):
         OutputFolder(folder, {"caption_fps": 0.2})
-    OutputFolder(folder, {"caption_fps": 0.2}, overwrite=True)
-    assert sorted(os.listdir(folder)) == ["curation.json", "mine.txt", "sources"]
+    OutputFolder(folder, {"caption_fps": 0.2}, overwrite=True).close()
+    assert sorted(os.listdir(folder)) == [".curation.lock", "curation.json", "mine.txt", "sources"]
     assert np.array_equal(os.listdir(folder / "sources"), [])
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from vidla_hf.data.curation.shards import OutputFolder
+folder = OutputFolder(sys.argv[1], {"caption_fps": 0.1})
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_on_a_folder_is_refused_while_the_first_runs_even_after_a_kill(
+    tmp_path, inputs, monkeypatch
+):
+    """One driver per folder: another process's run (a real second process) holds it; `kill -9` of that
+    process frees it (the OS drops the lock with the process; no stale lock to clean up by hand)."""
+    from vidla_hf.data.curation.locking import FolderInUseError
+
+    folder = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FOLDER, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        (folder / "sources" / "x.json").write_text("{}")
+        with pytest.raises(FolderInUseError, match=f"another curation run \\(pid {holder.pid} on "):
+            OutputFolder(folder, {"caption_fps": 0.2}, overwrite=True)
+        assert (folder / "sources" / "x.json").exists()  # refused before anything was removed
+        monkeypatch.setattr(curation_pipeline, "ray_session", None)  # refused before Ray would start
+        with pytest.raises(FolderInUseError):
+            curate(inputs["manifest"], folder, CurationSettings())
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with OutputFolder(folder, {"caption_fps": 0.1}) as mine:  # the killed run's lock went with it
+        with pytest.raises(FolderInUseError):  # and now this process holds it
+            OutputFolder(folder, {"caption_fps": 0.1})
+        assert mine.path == folder
+    OutputFolder(folder, {"caption_fps": 0.1}).close()  # released by `with`
 
 
 def test_a_stage_skips_bad_sources_and_reports_unexpected_errors_without_stopping():

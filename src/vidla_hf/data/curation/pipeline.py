@@ -206,41 +206,44 @@ def curate(
             f"`model_replicas` must be >= 1 and `gpus_per_model` >= 0, got {model_replicas}, {gpus_per_model}."
         )
     output_dir = Path(output_dir).resolve()
-    folder = OutputFolder(output_dir, dataclasses.asdict(settings), overwrite)
-    todo = [source for source in sources if folder.record(source["id"], source["split"]) is None]
-    for source in todo:
-        folder.forget(source["id"])  # an unfinished source, or one moved to another split: ours to redo
-    start = time.perf_counter()
-    failed = {}
-    if todo:
-        if not verbose:
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
-        with ray_session(num_workers, ray_address):
-            import ray
+    # Held until the end: a second run on this folder is refused meanwhile (`locking`).
+    with OutputFolder(output_dir, dataclasses.asdict(settings), overwrite) as folder:
+        todo = [source for source in sources if folder.record(source["id"], source["split"]) is None]
+        for source in todo:
+            folder.forget(source["id"])  # an unfinished source, or one moved to another split: ours to redo
+        start = time.perf_counter()
+        failed = {}
+        if todo:
+            if not verbose:
+                logging.getLogger("ray.data").setLevel(logging.WARNING)
+            with ray_session(num_workers, ray_address):
+                import ray
 
-            ray.data.DataContext.get_current().enable_progress_bars = verbose
-            # One task per worker slot imports the stages' modules while the model actors start.
-            warming = [ray.remote(num_cpus=1)(warm_up).remote() for _ in range(num_workers or 0)]
-            dataset = build_dataset(
-                todo, settings, str(output_dir), num_workers, model_replicas, gpus_per_model
-            )
-            results = dataset.take_all()
-            ray.get(warming)
-        failed = {row["id"]: row["detail"] for row in results if row["status"] == "failed"}
-    records = [
-        record for source in sources if (record := folder.record(source["id"], source["split"])) is not None
-    ]
-    stats = aggregate(records, failed, list(settings.scales))
-    stats["short_scale"] = settings.short_scale
-    stats["run"] = {
-        "processed": len(todo),
-        "already_done": len(sources) - len(todo),
-        "seconds": time.perf_counter() - start,
-    }
-    partial = output_dir / ".stats.json.partial"
-    partial.write_text(json.dumps(stats, indent=1))
-    os.replace(partial, output_dir / "stats.json")
-    folder.publish(records)
+                ray.data.DataContext.get_current().enable_progress_bars = verbose
+                # One task per worker slot imports the stages' modules while the model actors start.
+                warming = [ray.remote(num_cpus=1)(warm_up).remote() for _ in range(num_workers or 0)]
+                dataset = build_dataset(
+                    todo, settings, str(output_dir), num_workers, model_replicas, gpus_per_model
+                )
+                results = dataset.take_all()
+                ray.get(warming)
+            failed = {row["id"]: row["detail"] for row in results if row["status"] == "failed"}
+        records = [
+            record
+            for source in sources
+            if (record := folder.record(source["id"], source["split"])) is not None
+        ]
+        stats = aggregate(records, failed, list(settings.scales))
+        stats["short_scale"] = settings.short_scale
+        stats["run"] = {
+            "processed": len(todo),
+            "already_done": len(sources) - len(todo),
+            "seconds": time.perf_counter() - start,
+        }
+        partial = output_dir / ".stats.json.partial"
+        partial.write_text(json.dumps(stats, indent=1))
+        os.replace(partial, output_dir / "stats.json")
+        folder.publish(records)
     if verbose:
         print(format_table(stats, settings.short_scale))
     return stats

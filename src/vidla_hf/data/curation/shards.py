@@ -13,7 +13,7 @@ The folder is ours when it holds our `curation.json` marker. A rerun with the sa
 sources are skipped, others (re)written (a source moved to another split is rewritten there and its old
 shard removed). Other settings are refused unless `overwrite=True`, which
 removes our own files (shards, records, stats, manifest) and nothing else. A non-empty folder without the
-marker is always refused: it may hold someone else's data. `manifest.json` (the format `resolve_tar_shards`
+marker is always refused: it may hold someone else's data. One run writes a folder at a time (`locking`). `manifest.json` (the format `resolve_tar_shards`
 and `examples/pretrain.py --train_data` read) is written last, atomically.
 """
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from ..mp4 import encode_mp4
 from .frames import iter_frames, scaled_size
+from .locking import FolderLock
 from .records import Clip
 
 MARKER = "curation.json"
@@ -182,7 +183,8 @@ def write_record(output_dir: str | os.PathLike, record: dict[str, Any]) -> None:
 
 class OutputFolder:
     """The curation output folder: checks it may be written (see the module's docstring), then tracks which
-    sources are done. Only touches the file system in `__init__` when the checks pass."""
+    sources are done. Only touches the file system in `__init__` when the checks pass. Holds the folder's lock
+    (`locking.FolderLock`: one run at a time) until `close()` or the end of the process; a context manager."""
 
     def __init__(self, path: str | os.PathLike, settings: dict[str, Any], overwrite: bool = False):
         self.path = Path(path)
@@ -190,11 +192,21 @@ class OutputFolder:
         marker = self.path / MARKER
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"`output_dir` {str(self.path)!r} exists and is not a folder.")
-        if self.path.is_dir() and any(self.path.iterdir()) and not marker.is_file():
+        theirs = self.path.is_dir() and any(not FolderLock.is_lock_file(p) for p in self.path.iterdir())
+        if theirs and not marker.is_file():
             raise ValueError(
                 f"`output_dir` {str(self.path)!r} is not empty and was not written by the curation pipeline (no "
                 f"{MARKER}); nothing in it is touched. Choose an empty or new folder."
             )
+        # Our folder: refused while another run writes it, before anything in it is read or changed.
+        self._lock = FolderLock(self.path) if self.path.is_dir() else None
+        try:
+            self._open(marker, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, marker: Path, overwrite: bool) -> None:
         previous = json.loads(marker.read_text()) if marker.is_file() else None
         if previous is not None and previous.get("settings") != self.settings:
             if not overwrite:
@@ -205,11 +217,24 @@ class OutputFolder:
                     "); resuming would mix them. Choose another folder, or pass --overwrite to replace it."
                 )
             self._remove_own_files()
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = FolderLock(self.path)
         (self.path / RECORDS).mkdir(exist_ok=True)
         for leftover in [*self.path.glob(".*-*.tar.partial"), *self.path.rglob(".*.json.partial")]:
             leftover.unlink()  # a crashed run's unfinished writes
         _write_json(marker, {"version": MARKER_VERSION, "settings": self.settings})
+
+    def close(self) -> None:
+        """Releases the folder for another run (so does the end of the process)."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def _remove_own_files(self) -> None:
         """What this pipeline writes in its own folder: the shards its records name, the records, stats,
