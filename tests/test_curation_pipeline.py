@@ -5,12 +5,18 @@ ones; the other tests check its shards against what the inputs imply, and compar
 and with a run resumed after its driver was killed.
 """
 
+import dataclasses
+import functools
+import http.server
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +36,7 @@ from vidla_hf.data.curation import CurationSettings, curate, make_synthetic_sour
 from vidla_hf.data.curation import pipeline as curation_pipeline
 from vidla_hf.data.curation.frames import sample_times
 from vidla_hf.data.curation.prompts import count_clip_tokens, join_texts
-from vidla_hf.data.curation.shards import OutputFolder
+from vidla_hf.data.curation.shards import OutputFolder, shard_name
 from vidla_hf.data.curation.tiny_models import build_tiny_models
 
 ROOT = Path(__file__).parents[1]
@@ -375,3 +381,85 @@ def test_only_medium_and_long_clips_are_summarised_in_one_call_per_source():
     assert (clips[2].subtitle, clips[2].caption) == ("summary 2", "")
     clip_texts(clips, "short", None)  # --summarizer none: joined and cut to CLIP's context
     assert clips[1].subtitle == "Sentence medium 0. And more." and clips[2].caption == ""
+
+
+def run_source_stages(source: dict, settings: CurationSettings, output_dir: Path) -> tuple[dict, dict]:
+    """A manifest row through the CPU stages (what the Ray job runs per source, with no models): the
+    frames decoded for captioning and the result row; the shard and record land in `output_dir`."""
+    from vidla_hf.data.curation.stages import (
+        decode_caption_frames,
+        initial_row,
+        join_clip_texts,
+        plan_source_clips,
+        prepare_source,
+        write_source,
+    )
+
+    OutputFolder(output_dir, dataclasses.asdict(settings)).close()  # as `curate` prepares it
+    row = prepare_source(initial_row(source))
+    row = plan_source_clips(row, settings.scales, settings.min_duration, settings.max_duration)
+    row = decode_caption_frames(row, settings.caption_fps, settings.caption_short_side)
+    frames = row["frames"]
+    row = join_clip_texts(row, settings.short_scale)
+    write_args = (str(output_dir), settings.clip_short_side, settings.clip_fps, settings.clip_crf)
+    return frames, write_source(row, *write_args)
+
+
+class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
+    """Python's file server plus single `Range: bytes=a-b` requests (206), as S3, CDNs and nginx answer them:
+    FFmpeg seeks with them (to an MP4's index at the end of the file, and to the frames to caption)."""
+
+    def log_message(self, *args):
+        pass
+
+    def send_head(self):
+        ranged = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+        path = self.translate_path(self.path)
+        if not ranged or not os.path.isfile(path):
+            return super().send_head()
+        size = os.path.getsize(path)
+        first = int(ranged[1]) if ranged[1] else max(0, size - int(ranged[2]))
+        last = min(size - 1, int(ranged[2])) if ranged[1] and ranged[2] else size - 1
+        if first >= size:
+            self.send_error(416)
+            return None
+        with open(path, "rb") as file:
+            file.seek(first)
+            body = file.read(last - first + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+        self.send_header("Content-Length", str(last - first + 1))
+        self.end_headers()
+        return io.BytesIO(body)  # the handler copies it out and closes it
+
+
+def test_a_source_video_read_over_http_gives_the_same_clips_and_an_unreachable_one_is_skipped(
+    inputs, tmp_path
+):
+    """`video` as an http:// URL (a real server on 127.0.0.1): the same caption frames and a byte-identical
+    shard as the same file read from disk; a URL that is not there skips its source as unreachable."""
+    from vidla_hf.data.curation.sources import read_manifest
+
+    local = read_manifest(inputs["manifest"])[0]
+    folder = Path(local["video"]).parent
+    handler = functools.partial(RangeRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    settings = CurationSettings(clip_short_side=64, clip_fps=CLIP_FPS, caption_short_side=64)
+    try:
+        remote = {**local, "video": f"{base}/{Path(local['video']).name}"}
+        local_frames, local_result = run_source_stages(local, settings, tmp_path / "local")
+        remote_frames, remote_result = run_source_stages(remote, settings, tmp_path / "remote")
+        missing = {**local, "id": "gone", "video": f"{base}/no-such-video.mp4"}
+        _, missing_result = run_source_stages(missing, settings, tmp_path / "missing")
+    finally:
+        httpd.shutdown()
+    assert local_result["status"] == remote_result["status"] == "ok", remote_result["detail"]
+    assert len(local_frames) > 0 and np.array_equal(remote_frames, local_frames)
+    shard = shard_name(local["id"])
+    assert (tmp_path / "remote" / shard).read_bytes() == (tmp_path / "local" / shard).read_bytes()
+    assert (missing_result["status"], missing_result["reason"]) == ("skipped", "unreachable_video")
+    assert "no-such-video.mp4" in missing_result["detail"]

@@ -19,12 +19,28 @@ from .sources import URL
 # Decoding restarts at the keyframe before the next sampled time when it is further ahead than this, so a
 # 0.1-FPS pass decodes about one keyframe interval every ten seconds, not every frame.
 SEEK_AHEAD_SECONDS = 2.0
+# A URL that does not answer within this many seconds (to open, or for any read) skips its source.
+URL_TIMEOUT_SECONDS = 60.0
+
+
+def open_video(video: str):
+    """`av.open` of a path or URL; a URL that cannot be opened (refused, not found, silent for
+    `URL_TIMEOUT_SECONDS`) raises `SourceSkipped("unreachable_video")`."""
+    import av
+
+    if not URL.match(video):
+        return av.open(video)
+    try:
+        return av.open(video, timeout=URL_TIMEOUT_SECONDS)
+    except (av.FFmpegError, OSError) as error:
+        raise SourceSkipped("unreachable_video", f"{video!r}: {error}") from None
 
 
 def video_duration(video: str) -> float:
     """The duration in seconds of a decodable video (frames / rate); validates it first.
 
-    Raises `SourceSkipped("missing_video")` for a local file that does not exist and
+    Raises `SourceSkipped("missing_video")` for a local file that does not exist,
+    `SourceSkipped("unreachable_video")` for a URL that cannot be opened, and
     `SourceSkipped("undecodable_video")` for an empty, unreadable, stream-less or truncated one.
     """
     if URL.match(video):
@@ -43,8 +59,9 @@ def _stream_duration(video: str) -> float:
     """A URL is opened by FFmpeg directly; its header's duration is trusted (reading it all would download it)."""
     import av
 
+    container = open_video(video)
     try:
-        with av.open(video) as container:
+        with container:
             stream = container.streams.video[0]
             if stream.duration is not None:
                 return float(stream.duration * stream.time_base)
@@ -66,8 +83,9 @@ def iter_frames(video: str) -> Iterator[tuple[float, object]]:
     """
     import av
 
+    container = open_video(video)
     try:
-        with av.open(video) as container:
+        with container:
             stream = container.streams.video[0]
             origin = stream.start_time or 0
             for frame in container.decode(stream):
@@ -112,8 +130,9 @@ def sample_frames(video: str, times: np.ndarray, short_side: int | None = 224) -
 
     wanted = [float(t) for t in times]
     picked: list[np.ndarray] = []
+    container = open_video(video)
     try:
-        with av.open(video) as container:
+        with container:
             stream = container.streams.video[0]
             origin = stream.start_time or 0
             size = scaled_size(stream.codec_context.width, stream.codec_context.height, short_side)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..mp4 import encode_mp4
-from .frames import iter_frames, scaled_size
+from .frames import iter_frames, open_video, scaled_size
 from .locking import FolderLock
 from .records import Clip
 
@@ -49,9 +49,7 @@ def clip_times(start: float, end: float, fps: float) -> np.ndarray:
 
 
 def _source_rate(video: str) -> float:
-    import av
-
-    with av.open(video) as container:
+    with open_video(video) as container:
         stream = container.streams.video[0]
         return float(stream.average_rate or stream.guessed_rate or 0) or float("inf")
 

@@ -3,7 +3,8 @@
 A manifest is JSON Lines (`.jsonl`) or Parquet (`.parquet`), one source video a row:
 
 - `id`: a unique name made of letters, digits, `_` and `-` (it names the shard and prefixes each clip key);
-- `video`: a path (relative paths are relative to the manifest's folder) or an `http(s)://` URL;
+- `video`: a path (relative paths are relative to the manifest's folder) or an `http(s)://` URL (read by
+  FFmpeg with range requests, which the server must answer, as S3, CDNs and nginx do);
 - `asr`: word-level speech recognition, a list of `{"word", "start", "end"}` (YT-Temporal style), or
   `subtitles`: a WebVTT or SRT file (as video downloaders save them);
 - `split` (optional, default "train"): the split its clips go to, e.g. "val" to hold the source out for
