@@ -53,7 +53,7 @@ def test_two_processes_follow_the_one_process_learning_rate_schedule(data, tmp_p
         assert one[step]["lr"] == pytest.approx(expected, rel=1e-9, abs=1e-15), step
 
 
-def test_resume_refuses_every_change_of_the_data_layout(data, tmp_path):
+def test_resume_refuses_every_change_of_the_data_layout_and_of_the_trained_weights(data, tmp_path):
     output = tmp_path / "run"
     common = ["examples/pretrain.py", "--output_dir", str(output), "--max_steps", "4", *FAST]
     accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--stop_at_step", "2",
@@ -66,15 +66,17 @@ def test_resume_refuses_every_change_of_the_data_layout(data, tmp_path):
         "--gradient_accumulation_steps": "2",
         "--seed": "7",
         "--shuffle_buffer": "4",
+        "--lora_rank": "4",  # another set of trained weights: the saved optimizer state would not load
     }
     # FAST's own batch size and shuffle buffer come first; argparse keeps the last value given.
     result = accelerate_launch(
         [*common, "--train_data", str(other_data), "--resume_from_checkpoint", "latest",
-         *[item for pair in changed.items() for item in pair]],  # fmt: skip
+         "--freeze_text_tower", *[item for pair in changed.items() for item in pair]],  # fmt: skip
         check=False,
     )
     assert result.returncode != 0
     assert "ResumeMismatchError" in result.stderr and "Cannot resume exactly" in result.stderr
+    assert "--freeze_text_tower: checkpoint False, now True" in result.stderr
     for option, value in changed.items():
         assert f"{option}: checkpoint" in result.stderr and f"now {value}" in result.stderr, option
     assert "--train_data: checkpoint" in result.stderr

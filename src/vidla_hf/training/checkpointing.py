@@ -25,7 +25,9 @@ from accelerate import Accelerator
 from .arguments import TrainingArguments
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
-RUN_FILES = ".vidla_run_files.json"  # the final model's file names, so --overwrite_output_dir removes exactly them
+RUN_FILES = (
+    ".vidla_run_files.json"  # the final model's file names, so --overwrite_output_dir removes exactly them
+)
 # Options that decide which sample comes next: a checkpoint only resumes exactly with the same values.
 LAYOUT_OPTIONS = (
     "per_device_batch_size",
@@ -34,6 +36,10 @@ LAYOUT_OPTIONS = (
     "seed",
     "shuffle_buffer",
 )
+# What the checkpoint's model and optimizer states are shaped by: which weights train (a state saved with
+# other trainable weights, LoRA adapters or none, does not load) and whether they are sharded (FSDP2 writes
+# one file per process, DDP one file).
+SETUP_OPTIONS = ("freeze_spatial", "freeze_text_tower", "lora_rank")
 
 
 class ResumeMismatchError(ValueError):
@@ -98,11 +104,15 @@ def find_checkpoint(output_dir: str, which: str) -> Path:
     return max(complete, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
 
 
-def data_layout(args: TrainingArguments, num_processes: int, data_fingerprint: Any) -> dict[str, Any]:
-    """What the position in the stream depends on: the source, the options in `LAYOUT_OPTIONS` and the
-    number of processes (each takes its own share of the shards)."""
-    layout = {name: getattr(args, name) for name in LAYOUT_OPTIONS}
-    return {**layout, "num_processes": num_processes, "train_data": data_fingerprint}
+def data_layout(
+    args: TrainingArguments, num_processes: int, data_fingerprint: Any, distributed_type: str = "NO"
+) -> dict[str, Any]:
+    """What resuming exactly depends on: the position in the stream (the source, the options in
+    `LAYOUT_OPTIONS`, the number of processes: each takes its own share of the shards) and the shape of the
+    saved states (`SETUP_OPTIONS`, and FSDP's sharded states against the others)."""
+    layout = {name: getattr(args, name) for name in (*LAYOUT_OPTIONS, *SETUP_OPTIONS)}
+    sharding = "FSDP" if distributed_type == "FSDP" else "unsharded"
+    return {**layout, "num_processes": num_processes, "train_data": data_fingerprint, "sharding": sharding}
 
 
 def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> dict[str, Any]:
@@ -118,14 +128,14 @@ def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> dict[str, A
     differences = [
         f"--{name}: checkpoint {saved.get(name)!r}, now {value!r}"
         for name, value in layout.items()
-        if saved.get(name) != value
-    ]
+        if saved.get(name) != value and (name in saved or name not in (*SETUP_OPTIONS, "sharding"))
+    ]  # (checkpoints from before SETUP_OPTIONS were recorded are not refused for them)
     if differences:
         raise ResumeMismatchError(
-            f"Cannot resume exactly from {checkpoint}: the data layout differs ("
+            f"Cannot resume exactly from {checkpoint}: the data layout or the training setup differs ("
             + "; ".join(differences)
-            + "). Resume with the checkpoint's values (`--num_processes` is accelerate launch's), or start "
-            "a new run in another --output_dir."
+            + "). Resume with the checkpoint's values (`--num_processes` and `--sharding`, FSDP or not, are "
+            "accelerate launch's), or start a new run in another --output_dir."
         )
     return state
 

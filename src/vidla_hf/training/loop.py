@@ -187,7 +187,8 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
         args.max_steps = resolve_max_steps(args, examples, accelerator.num_processes, repr(args.train_data))
         accelerator.print(f"{args.num_train_epochs:g} epochs of {examples} examples: {args.max_steps} steps")
     resolve_tar_shards(args.eval_data or args.train_data, args.eval_split)
-    layout = data_layout(args, accelerator.num_processes, source_fingerprint(args.train_data, "train"))
+    fingerprint = source_fingerprint(args.train_data, "train")
+    layout = data_layout(args, accelerator.num_processes, fingerprint, accelerator.distributed_type.value)
     checkpoint, start_step, resumed_state = None, 0, {}
     if args.resume_from_checkpoint:
         checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
