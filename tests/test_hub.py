@@ -8,6 +8,7 @@ import os
 import pkgutil
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -342,6 +343,9 @@ def test_overwrite_replaces_only_a_folder_publish_wrote(model_dir, tmp_path):
     publish(model_dir, "org/x", dry_run=out)
     first = tree(out)
     assert "model.safetensors" in first and ".vidla_publish" in first
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask  # a new folder's, not the staging's 0700
     with pytest.raises(ValueError, match="is not empty"):
         publish(model_dir, "org/x", dry_run=out, eval_results=RESULTS)
     assert tree(out) == first

@@ -18,9 +18,11 @@ ALLOWED = {
     "evaluation": {"evaluation", "data", "processing", "modeling"},
     "pipelines": {"pipelines", "processing", "modeling"},
     "training": {"training", "evaluation", "data", "processing", "modeling"},
-    "hub": {"hub", "pipelines", "processing", "modeling"},
+    "hub": {"hub", "pipelines", "processing", "modeling", "utils"},
     # ONNX graphs of the towers and their processor, served without the model code.
-    "export": {"export", "processing", "modeling"},
+    "export": {"export", "processing", "modeling", "utils"},
+    # Folder writes shared by hub and export; nothing of ours.
+    "utils": {"utils"},
 }
 
 

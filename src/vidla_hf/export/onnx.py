@@ -32,7 +32,8 @@ from torch import nn
 
 from ..modeling import NoSuchFolderError, VidLAModel
 from ..processing import VidLAProcessor, VidLAVideoProcessor, build_clip_tokenizer
-from .folders import METADATA_FILE, WRITTEN_BY, check_output_dir, make_staging, swap_in
+from ..utils.folders import make_staging, swap_in
+from .folders import METADATA_FILE, WRITTEN_BY, check_output_dir
 
 VIDEO_FILE = "video_tower.onnx"
 TEXT_FILE = "text_tower.onnx"

@@ -14,11 +14,11 @@ import json
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from ..utils.folders import make_staging, swap_in
 from .eval_results import load_eval_results
 from .ids import _check_repo_id, _dataset_ids
 from .model_card import _check_model_dir, _classifier_labels, build_model_card
@@ -74,22 +74,6 @@ def _check_target(target: Path, model_dir: Path, overwrite: bool, argument: str)
         )
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Renames the finished `staging` folder to `target`; an old `target` (already checked) is renamed
-    aside first, restored if the second rename fails, and removed only once the new one is in place."""
-    if not target.exists():
-        os.rename(staging, target)
-        return
-    aside = target.with_name(f".{target.name}.replaced-{uuid.uuid4().hex[:12]}")
-    os.rename(target, aside)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    shutil.rmtree(aside)
-
-
 def assemble_repo(
     model_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -131,8 +115,7 @@ def assemble_repo(
     }
     if classifier:  # fixed labels: transformers' own video-classification pipeline, nothing custom
         pipelines = {}
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    staging = make_staging(out_dir)
     try:
         model.save_pretrained(staging, safe_serialization=True)
         processor.save_pretrained(staging)
@@ -163,7 +146,7 @@ def assemble_repo(
         }
         (staging / PUBLISH_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         _check_target(out_dir, model_dir, overwrite, "out_dir")  # again: nothing appeared there meanwhile
-        _swap_in(staging, out_dir)
+        swap_in(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # our own temporary folder; gone once swapped in
     return files
