@@ -36,7 +36,9 @@ def render_main_job(train: dict) -> str:
     run, before, after = train["run"], train["before"], train["after"]
     chance = " / ".join(_number(min(100.0, 100.0 * k / after["num_videos"])) for k in (1, 5, 10))
     rows = [("before training", before)]
-    rows += [(f"after {step} steps", train["during"][step]) for step in sorted(train.get("during", {}), key=int)]
+    rows += [
+        (f"after {step} steps", train["during"][step]) for step in sorted(train.get("during", {}), key=int)
+    ]
     rows.append((f"after {run['steps']} steps", after))
     lines = [
         f"A run of the main job ({run['steps']} steps of {run['global_batch_size']} clips, "
@@ -68,7 +70,7 @@ def render_evaluation(results: list[dict]) -> str:
         c = by_task["classification"]
         classes = c["metrics"]["num_classes"]
         parts.append(
-            f"zero-shot classification of the first event's \"colour shape\" ({classes} classes, chance "
+            f'zero-shot classification of the first event\'s "colour shape" ({classes} classes, chance '
             f"{_number(100 / classes)}) top-1 {_number(c['metrics']['top1'])}, top-5 "
             f"{_number(c['metrics']['top5'])}"
         )
@@ -121,7 +123,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train_results", help="train_results.json of the main job")
     parser.add_argument("--eval", nargs="*", default=[], help="results JSON files of examples/evaluate.py")
     parser.add_argument("--curation_stats", help="stats.json of the curation demo (examples/curate.py)")

@@ -41,7 +41,9 @@ def random_vidla(num_frames: int) -> tuple[VidLAModel, VidLAProcessor]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=None, help=f"default: {DEFAULT_MODEL} if it exists, else none")
     parser.add_argument("--data", default="data/synthetic", help="synthetic dataset (generated if missing)")
     parser.add_argument("--num_clips", type=int, default=4)

@@ -17,8 +17,21 @@ def test_a_shortened_default_job_learns_far_above_chance(tmp_path):
     output = tmp_path / "run"
     # The default recipe (tiny-cpu) and options, only shorter and on a smaller val split.
     accelerate_launch(
-        ["examples/pretrain.py", "--train_data", str(data), "--output_dir", str(output), "--max_steps", "80",
-         "--eval_steps", "1000", "--eval_max_samples", "64", "--report_to", "none"]  # fmt: skip
+        [
+            "examples/pretrain.py",
+            "--train_data",
+            str(data),
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "80",
+            "--eval_steps",
+            "1000",
+            "--eval_max_samples",
+            "64",
+            "--report_to",
+            "none",
+        ]
     )
     results = json.loads((output / "train_results.json").read_text())
     before, after = results["before"], results["after"]
@@ -42,7 +55,14 @@ def test_readme_figures_are_those_of_the_recorded_run():
 def test_quickstart_is_deterministic_and_says_when_its_weights_are_untrained(tmp_path):
     data = tmp_path / "synthetic"
     generate_synthetic_dataset(data, {"train": 2, "val": 4}, clips_per_shard=4)
-    command = [sys.executable, str(ROOT / "examples" / "quickstart.py"), "--model", "none", "--data", str(data)]
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "quickstart.py"),
+        "--model",
+        "none",
+        "--data",
+        str(data),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first, second = (
         subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env) for _ in range(2)

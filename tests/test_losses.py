@@ -153,4 +153,3 @@ def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path):
             assert result[name]["grads"].keys() == reference["grads"].keys()
             for param, grad in reference["grads"].items():
                 torch.testing.assert_close(result[name]["grads"][param], grad, msg=f"{name}: {param}")
-

@@ -56,8 +56,19 @@ def test_two_processes_follow_the_one_process_learning_rate_schedule(data, tmp_p
 def test_resume_refuses_every_change_of_the_data_layout_and_of_the_trained_weights(data, tmp_path):
     output = tmp_path / "run"
     common = ["examples/pretrain.py", "--output_dir", str(output), "--max_steps", "4", *FAST]
-    accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--stop_at_step", "2",
-                       "--checkpointing_steps", "2"])  # fmt: skip
+    accelerate_launch(
+        [
+            *common,
+            "--train_data",
+            data,
+            "--num_workers",
+            "1",
+            "--stop_at_step",
+            "2",
+            "--checkpointing_steps",
+            "2",
+        ]
+    )
     other_data = tmp_path / "other"
     generate_synthetic_dataset(other_data, {"train": 40, "val": 8}, clips_per_shard=10)
     changed = {
@@ -70,8 +81,15 @@ def test_resume_refuses_every_change_of_the_data_layout_and_of_the_trained_weigh
     }
     # FAST's own batch size and shuffle buffer come first; argparse keeps the last value given.
     result = accelerate_launch(
-        [*common, "--train_data", str(other_data), "--resume_from_checkpoint", "latest",
-         "--freeze_text_tower", *[item for pair in changed.items() for item in pair]],  # fmt: skip
+        [
+            *common,
+            "--train_data",
+            str(other_data),
+            "--resume_from_checkpoint",
+            "latest",
+            "--freeze_text_tower",
+            *[item for pair in changed.items() for item in pair],
+        ],
         check=False,
     )
     assert result.returncode != 0
@@ -90,8 +108,21 @@ def test_resume_refuses_every_change_of_the_data_layout_and_of_the_trained_weigh
     # The unchanged layout resumes (the checkpoint is as the refused attempts found it), and a lowered
     # learning rate takes effect on the schedule's position: tiny-cpu warms up over 20 steps, so step k
     # trains at lr · (k - 1) / 20.
-    accelerate_launch([*common, "--train_data", data, "--num_workers", "1", "--resume_from_checkpoint",
-                       "latest", "--checkpointing_steps", "2", "--learning_rate", "2.5e-4"])  # fmt: skip
+    accelerate_launch(
+        [
+            *common,
+            "--train_data",
+            data,
+            "--num_workers",
+            "1",
+            "--resume_from_checkpoint",
+            "latest",
+            "--checkpointing_steps",
+            "2",
+            "--learning_rate",
+            "2.5e-4",
+        ]
+    )
     rows = log_rows(output)
     assert sorted(rows) == [1, 2, 3, 4]
     assert rows[2]["lr"] == pytest.approx(5e-4 * 1 / 20) and rows[4]["lr"] == pytest.approx(2.5e-4 * 3 / 20)
@@ -102,8 +133,20 @@ def test_a_non_empty_output_dir_is_refused_unless_resumed_or_overwritten(data, t
     output.mkdir()
     (output / "notes.txt").write_text("mine")
     result = accelerate_launch(
-        ["examples/pretrain.py", "--train_data", data, "--output_dir", str(output), "--max_steps", "2",
-         "--checkpointing_steps", "1", "--num_workers", "0", *FAST],  # fmt: skip
+        [
+            "examples/pretrain.py",
+            "--train_data",
+            data,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "2",
+            "--checkpointing_steps",
+            "1",
+            "--num_workers",
+            "0",
+            *FAST,
+        ],
         check=False,
     )
     assert result.returncode != 0 and "is not empty" in result.stderr and str(output) in result.stderr
@@ -120,8 +163,19 @@ def test_a_non_empty_output_dir_is_refused_unless_resumed_or_overwritten(data, t
     assert [p.name for p in (output / "checkpoints").iterdir()] == ["my_analysis"]
     assert (output / "notes.txt").read_text() == "mine"
     accelerate_launch(
-        ["examples/pretrain.py", "--train_data", data, "--output_dir", str(output), "--max_steps", "1",
-         "--num_workers", "0", "--overwrite_output_dir", *FAST],  # fmt: skip
+        [
+            "examples/pretrain.py",
+            "--train_data",
+            data,
+            "--output_dir",
+            str(output),
+            "--max_steps",
+            "1",
+            "--num_workers",
+            "0",
+            "--overwrite_output_dir",
+            *FAST,
+        ],
     )
     assert sorted(log_rows(output)) == [1] and (output / "notes.txt").read_text() == "mine"
     final_files = json.loads((output / ".vidla_run_files.json").read_text())
@@ -159,8 +213,9 @@ def test_a_diverging_run_stops_naming_the_step_and_saves_nothing_from_that_state
         assert all(torch.isfinite(w).all() for w in weights.values()), f"step_{step} holds NaN weights"
     # The last checkpoint stays loadable: resuming it replays the same steps (exact resume) and stops at the
     # same step, because its weights, finite as they are, already carry the 1e6 update.
-    again = accelerate_launch([*common, "--learning_rate", "1e6", "--resume_from_checkpoint", "latest"],
-                              check=False)  # fmt: skip
+    again = accelerate_launch(
+        [*common, "--learning_rate", "1e6", "--resume_from_checkpoint", "latest"], check=False
+    )
     assert f"resumed from {output / 'checkpoints' / f'step_{failed_at - 1}'}" in again.stdout
     assert f"at step {failed_at};" in again.stderr and not (output / "model.safetensors").exists()
     assert sorted(log_rows(output)) == list(range(1, failed_at))

@@ -1,11 +1,11 @@
 """Training: the VidLA objective and the loop shared by the example scripts.
 
-    arguments.py      options, validation
-    recipes.py        the named recipes of `--recipe`
-    setup.py          model + processor, trainable parameters (freezing, LoRA), optimizer and schedule
-    checkpointing.py  output folder guard, crash-safe checkpoints, resume layout, the final model folder
-    loop.py           `training_function`
-    losses.py         eq. 3 with negatives gathered across processes
+arguments.py      options, validation
+recipes.py        the named recipes of `--recipe`
+setup.py          model + processor, trainable parameters (freezing, LoRA), optimizer and schedule
+checkpointing.py  output folder guard, crash-safe checkpoints, resume layout, the final model folder
+loop.py           `training_function`
+losses.py         eq. 3 with negatives gathered across processes
 """
 
 from .arguments import RECIPES, TrainingArguments, build_parser, parse_args, validate_args
