@@ -532,3 +532,49 @@ def test_a_zero_shot_start_is_evaluated_before_and_after_finetuning(tmp_path, ac
     model = AutoModelForVideoClassification.from_pretrained(tmp_path / "out")
     assert type(model) is VidLAForVideoClassification and list(model.config.id2label.values()) == list(LABELS)
     assert len((tmp_path / "out" / "losses.jsonl").read_text().splitlines()) == 2
+
+
+def test_two_processes_resume_a_finetune_exactly_from_its_checkpoint(tmp_path, actions):
+    """2 processes (DDP, gloo): a run stopped after step 2 and resumed from its checkpoint logs the losses,
+    trains the weights and reaches the accuracy of the same run uninterrupted; a checkpoint written with other
+    options refuses to resume."""
+    from safetensors.torch import load_file
+
+    common = ["examples/finetune_classification.py", "--train_data", actions, "--max_steps", "4"]
+    common += [
+        "--per_device_batch_size",
+        "2",
+        "--num_workers",
+        "1",
+        "--shuffle_buffer",
+        "8",
+        "--num_frames",
+        "4",
+    ]
+    common += ["--eval_max_samples", "8", "--test_clips", "1", "--test_crops", "1", "--logging_steps", "1"]
+    accelerate_launch([*common, "--output_dir", tmp_path / "whole", "--checkpointing_steps", "100"], 2)
+    split = [*common, "--output_dir", tmp_path / "split", "--checkpointing_steps", "2"]
+    accelerate_launch([*split, "--stop_at_step", "2"], 2)
+    assert not (tmp_path / "split" / "train_results.json").exists()
+    refused = accelerate_launch([*split, "--resume_from_checkpoint", "latest", "--seed", "7"], 2, check=False)
+    assert refused.returncode != 0 and "--seed: checkpoint 42, now 7" in refused.stderr
+    accelerate_launch([*split, "--resume_from_checkpoint", "latest"], 2)
+
+    def losses(run):
+        return [json.loads(line) for line in (tmp_path / run / "losses.jsonl").read_text().splitlines()]
+
+    assert [row["step"] for row in losses("split")] == [1, 2, 3, 4]
+    for whole, resumed in zip(losses("whole"), losses("split"), strict=True):
+        assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-5) and resumed["lr"] == whole["lr"]
+    whole, resumed = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "split" / "model.safetensors"),
+    )
+    for key, tensor in whole.items():
+        if not key.endswith("k_proj.bias"):  # softmax ignores a key bias: its gradient is rounding noise
+            torch.testing.assert_close(resumed[key], tensor, rtol=1e-4, atol=1e-6)
+    results = {
+        run: json.loads((tmp_path / run / "train_results.json").read_text()) for run in ("whole", "split")
+    }
+    assert results["split"]["final"] == results["whole"]["final"]
+    assert (results["split"]["run"]["resumed_from_step"], results["split"]["run"]["num_processes"]) == (2, 2)

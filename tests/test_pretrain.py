@@ -45,27 +45,8 @@ def losses(output_dir):
     }
 
 
-def test_two_process_accelerate_launch_trains_and_writes_a_loadable_model(data, tmp_path):
-    output = tmp_path / "run"
-    result = run(
-        [
-            "examples/pretrain.py",
-            "--train_data",
-            data,
-            "--output_dir",
-            str(output),
-            "--max_steps",
-            "3",
-            "--checkpointing_steps",
-            "3",
-            "--eval_steps",
-            "3",
-            "--num_workers",
-            "1",
-            *FAST,
-        ],
-        num_processes=2,
-    )
+def test_two_process_accelerate_launch_trains_and_writes_a_loadable_model(data, ddp_run, tmp_path):
+    output, result = ddp_run["output"], ddp_run["result"]
     assert "retrieval before training" in result.stdout and "retrieval after training" in result.stdout
     results = json.loads((output / "train_results.json").read_text())
     assert set(results) == {"before", "after", "skipped_samples", "run"} and results["skipped_samples"] == 0
@@ -289,13 +270,15 @@ TWO_PROCESS_RUN = ["--max_steps", "3", "--num_workers", "1", "--eval_steps", "10
 
 @pytest.fixture(scope="module")
 def ddp_run(data, tmp_path_factory):
-    """Two DDP processes, three steps (full loss): the reference for the local loss and for FSDP2."""
+    """Two DDP processes, three steps (full loss): the two-process test's run, and the reference for the local
+    loss and for FSDP2."""
     from safetensors.torch import load_file
 
     output = tmp_path_factory.mktemp("ddp")
-    args = ["--train_data", data, "--output_dir", output, *TWO_PROCESS_RUN, "--checkpointing_steps", "100"]
-    accelerate_launch(["examples/pretrain.py", *args], num_processes=2)
-    return losses(output), load_file(output / "model.safetensors")
+    args = ["--train_data", data, "--output_dir", output, *TWO_PROCESS_RUN, "--checkpointing_steps", "3"]
+    result = accelerate_launch(["examples/pretrain.py", *args], num_processes=2)
+    trained = (losses(output), load_file(output / "model.safetensors"))
+    return {"output": output, "result": result, "trained": trained}
 
 
 def assert_same_training(run, reference):
@@ -320,7 +303,7 @@ def test_the_local_loss_trains_two_processes_exactly_as_the_full_loss(data, ddp_
 
     args = ["--train_data", data, "--output_dir", tmp_path, *TWO_PROCESS_RUN, "--checkpointing_steps", "100"]
     accelerate_launch(["examples/pretrain.py", *args, "--local_loss"], num_processes=2)
-    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run)
+    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run["trained"])
 
 
 def fsdp2_launch(args, check=True):
@@ -366,7 +349,7 @@ def test_fsdp2_trains_as_ddp_resumes_from_its_sharded_checkpoint_and_saves_a_pla
     assert (tmp_path / "checkpoints" / "step_2" / "pytorch_model_fsdp_0").is_dir()  # sharded, not one file
     assert not (tmp_path / "model.safetensors").exists()
     fsdp2_launch([*args, "--resume_from_checkpoint", "latest"])
-    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run)
+    assert_same_training((losses(tmp_path), load_file(tmp_path / "model.safetensors")), ddp_run["trained"])
     assert json.loads((tmp_path / "train_results.json").read_text())["run"]["distributed_type"] == "FSDP"
     model = AutoModel.from_pretrained(tmp_path)
     assert type(model).__name__ == "VidLAModel" and model.logit_scale.shape == ()

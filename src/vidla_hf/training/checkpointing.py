@@ -110,7 +110,7 @@ def data_layout(
     """What resuming exactly depends on: the position in the stream (the source, the options in
     `LAYOUT_OPTIONS`, the number of processes: each takes its own share of the shards) and the shape of the
     saved states (`SETUP_OPTIONS`, and FSDP's sharded states against the others)."""
-    layout = {name: getattr(args, name) for name in (*LAYOUT_OPTIONS, *SETUP_OPTIONS)}
+    layout = {name: getattr(args, name, None) for name in (*LAYOUT_OPTIONS, *SETUP_OPTIONS)}
     sharding = "FSDP" if distributed_type == "FSDP" else "unsharded"
     return {**layout, "num_processes": num_processes, "train_data": data_fingerprint, "sharding": sharding}
 
@@ -138,6 +138,15 @@ def check_resume_layout(checkpoint: Path, layout: dict[str, Any]) -> dict[str, A
             "accelerate launch's), or start a new run in another --output_dir."
         )
     return state
+
+
+def resume_point(args, layout: dict[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """The checkpoint `--resume_from_checkpoint` names (None without it) and its trainer state (`step`, ...;
+    `{}` without it), refused (`ResumeMismatchError`) when its layout differs from `layout`."""
+    if not args.resume_from_checkpoint:
+        return None, {}
+    checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    return checkpoint, check_resume_layout(checkpoint, layout)
 
 
 def save_checkpoint(
@@ -224,6 +233,7 @@ __all__ = [
     "data_layout",
     "find_checkpoint",
     "prepare_output_dir",
+    "resume_point",
     "save_checkpoint",
     "save_final",
 ]

@@ -7,7 +7,9 @@ Everything that can be wrong with the options or the labels fails before the mod
 the classes in the first `--label_check_examples` examples of either split. The output folder follows the
 training package's rules (`checkpointing.prepare_output_dir`): a non-empty `--output_dir` is refused unless
 `--overwrite_output_dir`, which removes only the files an earlier run wrote. A NaN/inf loss stops the run
-(`TrainingDivergedError`) before that step's update. The final model and processor are saved so that
+(`TrainingDivergedError`) before that step's update. Checkpoints (every `--checkpointing_steps` and at the
+last step) and `--resume_from_checkpoint` work as in pretraining (`checkpointing`): the data position, the
+optimizer, the schedule and the results so far continue exactly. The final model and processor are saved so that
 `pipeline("video-classification", model=output_dir)` runs them; `train_results.json` (written atomically) holds
 the accuracy before (with `--zero_shot_init`) and after training.
 """
@@ -29,13 +31,19 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 from transformers import AutoConfig
 
-from ..data.streams import count_examples, load_video_text_stream
+from ..data.streams import count_examples, load_video_text_stream, source_fingerprint
 from ..data.video_labels import VideoLabelStream, check_label_column, collate_video_labels
 from ..evaluation.classification import evaluate_classifier
 from ..evaluation.zero_shot import class_embeddings, select_templates
 from ..modeling import VidLAForVideoClassification
 from .arguments import resolve_max_steps
-from .checkpointing import prepare_output_dir, save_final, write_text_atomic
+from .checkpointing import (
+    data_layout,
+    prepare_output_dir,
+    resume_point,
+    save_final,
+    write_text_atomic,
+)
 from .classification_args import (
     DEFAULT_MAX_STEPS,
     ClassificationArguments,
@@ -43,7 +51,7 @@ from .classification_args import (
     validate_classification_args,
     view_counts,
 )
-from .loop import TrainingDivergedError, check_finite_parameters
+from .loop import TrainingDivergedError, checkpoint_step, restore_checkpoint, stateful_loader
 from .setup import build_optimizer_and_schedule, load_model_and_processor
 
 CLASSIFIER_ARCHITECTURE = "VidLAForVideoClassification"
@@ -190,7 +198,7 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
     guard = SimpleNamespace(
         output_dir=args.output_dir,
         overwrite_output_dir=args.overwrite_output_dir,
-        resume_from_checkpoint=None,
+        resume_from_checkpoint=args.resume_from_checkpoint,
     )
     prepare_output_dir(guard, remove_earlier_run=accelerator.is_main_process)
     accelerator.wait_for_everyone()
@@ -227,8 +235,11 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
     examples = (
         count_examples(args.train_data, args.train_split) if args.num_train_epochs is not None else None
     )
-    steps_args = SimpleNamespace(**vars(args), stop_at_step=None)
-    args.max_steps = resolve_max_steps(steps_args, examples, accelerator.num_processes, repr(args.train_data))
+    args.max_steps = resolve_max_steps(args, examples, accelerator.num_processes, repr(args.train_data))
+    fingerprint = source_fingerprint(args.train_data, args.train_split)
+    layout = data_layout(args, accelerator.num_processes, fingerprint, accelerator.distributed_type.value)
+    checkpoint, resumed_state = resume_point(args, layout)
+    start_step = resumed_state.get("step", 0)
 
     model, processor = build_classifier(args, labels)
     if args.gradient_checkpointing:
@@ -238,28 +249,33 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     unwrapped = accelerator.unwrap_model(model)
     workers = min(args.num_workers, dataset.num_shards)
-    loader = torch.utils.data.DataLoader(
-        stream,
-        batch_size=args.per_device_batch_size,
-        num_workers=workers,
-        collate_fn=collate_video_labels,
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
+    loader = stateful_loader(stream, args.per_device_batch_size, workers, collate_video_labels, args.seed)
     output = Path(args.output_dir)
+    loss_log = output / "losses.jsonl"
+    skipped_total = 0
+    if checkpoint is not None:
+        skipped_total = restore_checkpoint(
+            accelerator, checkpoint, loader, optimizer, scheduler, args, loss_log
+        )
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"task": "video-classification", "labels": labels}
-    if args.zero_shot_init and accelerator.is_main_process:
+    results.update(resumed_state.get("results", {}))
+    if args.zero_shot_init and start_step == 0 and accelerator.is_main_process:
         results["initial"] = evaluate(unwrapped, processor, args, label2id)
         accelerator.print(f"zero-shot head before finetuning: {describe(results['initial'])}")
     accelerator.wait_for_everyone()
 
-    started, skipped_total, batches = time.perf_counter(), 0, iter(loader)
-    loss_log = output / "losses.jsonl"
+    started = time.perf_counter() - resumed_state.get("elapsed_seconds", 0.0)
+    batches = iter(loader)
+    last_step = args.stop_at_step or args.max_steps
     model.train()
     for step in tqdm(
-        range(1, args.max_steps + 1), disable=not accelerator.is_local_main_process, desc="training"
+        range(start_step + 1, last_step + 1),
+        disable=not accelerator.is_local_main_process,
+        desc="training",
+        initial=start_step,
+        total=last_step,
     ):
         learning_rate = optimizer.param_groups[0]["lr"]
         step_losses = []
@@ -289,8 +305,11 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
                 file.write(json.dumps({"step": step, "loss": loss, "lr": learning_rate}) + "\n")
         if step % args.logging_steps == 0 or step == args.max_steps:
             accelerator.print(f"step {step}: loss {loss:.4f}, lr {learning_rate:.2e}")
-        if args.eval_steps and step % args.eval_steps == 0 and step != args.max_steps:
-            check_finite_parameters(unwrapped, step)
+        evaluate_now = args.eval_steps and step % args.eval_steps == 0 and step != args.max_steps
+        elapsed = time.perf_counter() - started
+        checkpoint_step(accelerator, args, step, last_step, unwrapped, loader, skipped_total, evaluate_now,
+                        {"layout": layout, "results": results, "elapsed_seconds": round(elapsed, 1)})  # fmt: skip
+        if evaluate_now:
             if accelerator.is_main_process:
                 results.setdefault("during", {})[str(step)] = metrics = evaluate(
                     unwrapped, processor, args, label2id
@@ -298,15 +317,15 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
                 accelerator.print(f"step {step}: {describe(metrics)}")
             accelerator.wait_for_everyone()
     train_seconds = time.perf_counter() - started
-    check_finite_parameters(unwrapped, args.max_steps)  # on every process: all raise together
     skipped = accelerator.reduce(torch.tensor(skipped_total, device=accelerator.device), "sum").item()
-    if accelerator.is_main_process:
+    if last_step == args.max_steps and accelerator.is_main_process:
         results["final"] = evaluate(unwrapped, processor, args, label2id)
         accelerator.print(f"after {args.max_steps} steps: {describe(results['final'])}")
         clips, crops = view_counts(args)
         results["skipped_samples"] = int(skipped)
         results["run"] = {
             "steps": args.max_steps,
+            "resumed_from_step": start_step or None,
             "num_processes": accelerator.num_processes,
             "global_batch_size": args.per_device_batch_size
             * args.gradient_accumulation_steps
@@ -315,7 +334,9 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
             "num_frames": args.num_frames,
             "test_views": f"{clips} x {crops}",
             "train_seconds": round(train_seconds, 1),
-            "wall_seconds": round(time.perf_counter() - started, 1),  # training and the final evaluation
+            "wall_seconds": round(
+                time.perf_counter() - started, 1
+            ),  # training, checkpoints, final evaluation
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "torch": torch.__version__,
             "device": str(accelerator.device),

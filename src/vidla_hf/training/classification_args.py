@@ -92,6 +92,16 @@ class ClassificationArguments:
         default=None, metadata={"help": f"Optimizer steps (default: {DEFAULT_MAX_STEPS})"}
     )
     num_train_epochs: float | None = field(default=None, metadata={"help": "Passes over data of known size"})
+    stop_at_step: int | None = field(
+        default=None,
+        metadata={"help": "Stop early (keeping the schedule of --max_steps), e.g. to split a run over jobs"},
+    )
+    checkpointing_steps: int = field(
+        default=250, metadata={"help": "Save a resumable checkpoint every N steps (and at the last one)"}
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "'latest' or a checkpoint folder"}
+    )
     learning_rate: float = 1e-3
     min_learning_rate: float = 1e-5
     warmup_steps: int = 20
@@ -148,11 +158,12 @@ def validate_classification_args(args: ClassificationArguments) -> None:
         "gradient_accumulation_steps",
         "logging_steps",
         "label_check_examples",
+        "checkpointing_steps",
     )
     for name in positive:
         if getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
-    for name in ("test_clips", "max_steps", "eval_max_samples"):
+    for name in ("test_clips", "max_steps", "eval_max_samples", "stop_at_step"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"`--{name}` must be >= 1, got {getattr(args, name)}.")
     for name in ("warmup_steps", "num_workers", "shuffle_buffer", "eval_steps"):
@@ -179,6 +190,11 @@ def validate_classification_args(args: ClassificationArguments) -> None:
     if args.zero_shot_init and not args.init_from:
         raise ValueError(
             "`--zero_shot_init` needs `--init_from` (a VidLA or CLIP checkpoint with a text tower)."
+        )
+    if args.overwrite_output_dir and args.resume_from_checkpoint:
+        raise ValueError(
+            "`--overwrite_output_dir` removes the earlier run's checkpoints; it cannot be combined with "
+            "`--resume_from_checkpoint`."
         )
     if not args.label_column:
         raise ValueError("`--label_column` must name a column or JSON field.")

@@ -27,11 +27,10 @@ from ..data.streams import (
 from ..evaluation.retrieval import evaluate_retrieval
 from .arguments import FRAME_SAMPLING, TrainingArguments, resolve_max_steps, validate_args
 from .checkpointing import (
-    check_resume_layout,
     data_layout,
-    find_checkpoint,
     load_data_state,
     prepare_output_dir,
+    resume_point,
     save_checkpoint,
     save_final,
     truncate_loss_log,
@@ -154,6 +153,53 @@ def use_learning_rate(optimizer, scheduler, learning_rate: float) -> None:
         group["lr"] = learning_rate * factor(schedule.last_epoch)
 
 
+def stateful_loader(stream, batch_size: int, workers: int, collate_fn, seed: int) -> StatefulDataLoader:
+    """torchdata's `StatefulDataLoader` over a stateful stream: its `state_dict` is the data position a
+    checkpoint saves. Its own generator: creating the iterator must not draw from the global RNG that
+    `load_state` restored."""
+    with warnings.catch_warnings():  # torchdata 0.11 calls torch's deprecated `set_vital`; not ours to fix
+        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
+        return StatefulDataLoader(
+            stream,
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=collate_fn,
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+
+def restore_checkpoint(
+    accelerator, checkpoint: Path, loader, optimizer, scheduler, args, loss_log: Path
+) -> int:
+    """Loads `checkpoint` (model, optimizer, schedule, RNGs: accelerate's `load_state`; this process's data
+    position), continues the schedule from `args.learning_rate`, drops the loss log's later steps; returns the
+    samples skipped so far."""
+    accelerator.load_state(str(checkpoint))
+    data_state = load_data_state(checkpoint, accelerator.process_index)
+    loader.load_state_dict(data_state["loader"])
+    use_learning_rate(optimizer, scheduler, args.learning_rate)
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+    if accelerator.is_main_process:
+        truncate_loss_log(loss_log, step)
+    accelerator.print(f"resumed from {checkpoint} at step {step}")
+    return data_state["skipped"]
+
+
+def checkpoint_step(
+    accelerator, args, step: int, last_step: int, model, loader, skipped: int, evaluating: bool, trainer_state
+) -> None:
+    """After optimizer step `step`: checks the weights are finite before a checkpoint or an evaluation (on
+    every process, so all raise together), and every `--checkpointing_steps` and at `last_step` saves one
+    (`save_checkpoint`) with this process's data position and the main process's `trainer_state`."""
+    saving = step % args.checkpointing_steps == 0 or step == last_step
+    if saving or evaluating:
+        check_finite_parameters(model, step)
+    if saving:
+        data_state = {"loader": loader.state_dict(), "skipped": skipped}
+        save_checkpoint(accelerator, args.output_dir, step, data_state, trainer_state)
+
+
 def training_function(args: TrainingArguments) -> dict[str, Any]:
     validate_args(args)
     accelerator = Accelerator(
@@ -189,11 +235,8 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     resolve_tar_shards(args.eval_data or args.train_data, args.eval_split)
     fingerprint = source_fingerprint(args.train_data, "train")
     layout = data_layout(args, accelerator.num_processes, fingerprint, accelerator.distributed_type.value)
-    checkpoint, start_step, resumed_state = None, 0, {}
-    if args.resume_from_checkpoint:
-        checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
-        resumed_state = check_resume_layout(checkpoint, layout)
-        start_step = resumed_state["step"]
+    checkpoint, resumed_state = resume_point(args, layout)
+    start_step = resumed_state.get("step", 0)
 
     model, processor = load_model_and_processor(args)
     if args.gradient_checkpointing:
@@ -208,28 +251,13 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
 
     stream = training_stream(args, dataset, processor)
     workers = min(args.num_workers, dataset.num_shards)  # a worker without a shard would yield nothing
-    # Its own generator: creating the iterator must not draw from the global RNG that `load_state` restored.
-    with warnings.catch_warnings():  # torchdata 0.11 calls torch's deprecated `set_vital`; not ours to fix
-        warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
-        loader = StatefulDataLoader(
-            stream,
-            batch_size=args.per_device_batch_size,
-            num_workers=workers,
-            collate_fn=collate_video_text,
-            persistent_workers=workers > 0,
-            generator=torch.Generator().manual_seed(args.seed),
-        )
+    loader = stateful_loader(stream, args.per_device_batch_size, workers, collate_video_text, args.seed)
     loss_log = Path(args.output_dir) / "losses.jsonl"
     skipped_total = 0
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        data_state = load_data_state(checkpoint, accelerator.process_index)
-        loader.load_state_dict(data_state["loader"])
-        skipped_total = data_state["skipped"]
-        use_learning_rate(optimizer, scheduler, args.learning_rate)
-        if accelerator.is_main_process:
-            truncate_loss_log(loss_log, start_step)
-        accelerator.print(f"resumed from {checkpoint} at step {start_step}")
+        skipped_total = restore_checkpoint(
+            accelerator, checkpoint, loader, optimizer, scheduler, args, loss_log
+        )
     batches = iter(loader)
 
     if accelerator.is_main_process:
@@ -309,16 +337,9 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
             accelerator.log(logs, step=step)
             progress.set_postfix(loss=f"{loss.item():.3f}", skipped=int(skipped))
         evaluate_now = step % args.eval_steps == 0 and step != last_step
-        if step % args.checkpointing_steps == 0 or step == last_step or evaluate_now:
-            check_finite_parameters(unwrapped, step)  # on every process: all raise together
-        if step % args.checkpointing_steps == 0 or step == last_step:
-            trainer_state = {
-                "layout": layout,
-                "results": results,
-                "elapsed_seconds": round(time.perf_counter() - started, 1),
-            }
-            data_state = {"loader": loader.state_dict(), "skipped": skipped_total}
-            save_checkpoint(accelerator, args.output_dir, step, data_state, trainer_state)
+        elapsed = time.perf_counter() - started
+        checkpoint_step(accelerator, args, step, last_step, unwrapped, loader, skipped_total, evaluate_now,
+                        {"layout": layout, "results": results, "elapsed_seconds": round(elapsed, 1)})  # fmt: skip
         if evaluate_now and evaluates:
             metrics = evaluate_on_val(evaluated, processor, args)
             results.setdefault("during", {})[str(step)] = metrics
@@ -360,4 +381,12 @@ def training_function(args: TrainingArguments) -> dict[str, Any]:
     return results
 
 
-__all__ = ["TrainingDivergedError", "evaluate_on_val", "training_function", "training_stream"]
+__all__ = [
+    "TrainingDivergedError",
+    "checkpoint_step",
+    "evaluate_on_val",
+    "restore_checkpoint",
+    "stateful_loader",
+    "training_function",
+    "training_stream",
+]
