@@ -90,6 +90,16 @@ def run_without_vidla_hf(script: str, *args, cwd) -> object:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now: each multi-process launch gets its own rendezvous port (accelerate's
+    default 29500 may be held by another test running alongside, or by anything else on the machine)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def accelerate_launch(args, num_processes: int = 1, timeout: int = 600, check: bool = True):
     """`accelerate launch` of a repository script on the CPU. Several CPU processes need the torchrun launcher
     (`--multi_gpu`) with ACCELERATE_USE_CPU=1: `--cpu` alone starts one process, whatever `--num_processes` says."""
@@ -111,6 +121,8 @@ def accelerate_launch(args, num_processes: int = 1, timeout: int = 600, check: b
         "--dynamo_backend",
         "no",
     ]
+    if num_processes > 1:
+        launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port())]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     result = subprocess.run(
         [*launcher, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env

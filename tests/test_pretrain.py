@@ -2,14 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAST_TRAINING, accelerate_launch
+from conftest import FAST_TRAINING, accelerate_launch, free_port
 from transformers import AutoModel, AutoProcessor, CLIPConfig, CLIPModel
 
 from vidla_hf import VidLAConfig, VidLAModel
@@ -308,9 +307,6 @@ def test_the_local_loss_trains_two_processes_exactly_as_the_full_loss(data, ddp_
 
 def fsdp2_launch(args, check=True):
     """examples/pretrain.py under the shipped FSDP2 config on 2 CPU processes (see tests/fsdp2_on_cpu.py)."""
-    with socket.socket() as probe:  # a free rendezvous port (another run may hold accelerate's default)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     launcher = [
         sys.executable,
         "-m",
@@ -328,7 +324,7 @@ def fsdp2_launch(args, check=True):
         "--mixed_precision",
         "no",
     ]
-    launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(port)]
+    launcher += ["--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port())]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     command = [*launcher, "tests/fsdp2_on_cpu.py", *map(str, args)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600, env=env)
