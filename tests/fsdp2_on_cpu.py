@@ -8,7 +8,7 @@ shipped config) and switches the state to FSDP after accelerate's device selecti
 torch's real code on real gloo collectives.
 
     ACCELERATE_USE_CPU=1 accelerate launch --config_file examples/configs/fsdp2.yaml --num_machines 1 \
-        --num_processes 2 --mixed_precision no tests/fsdp2_on_cpu.py --max_steps 3 ...
+        --num_processes 2 --mixed_precision no tests/fsdp2_on_cpu.py [--script finetune_classification] ...
 """
 
 import runpy
@@ -19,6 +19,7 @@ import accelerate
 from accelerate.state import PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
+import vidla_hf.training.classification
 import vidla_hf.training.loop
 
 
@@ -35,5 +36,11 @@ class CpuFsdp2Accelerator(accelerate.Accelerator):
 
 
 vidla_hf.training.loop.Accelerator = CpuFsdp2Accelerator
-sys.argv[0] = str(Path(__file__).resolve().parents[1] / "examples" / "pretrain.py")
+vidla_hf.training.classification.Accelerator = CpuFsdp2Accelerator
+# The script to run: examples/<name>.py given as `--script name` first, else examples/pretrain.py.
+script = "pretrain"
+if sys.argv[1:2] == ["--script"]:
+    script = sys.argv[2]
+    del sys.argv[1:3]
+sys.argv[0] = str(Path(__file__).resolve().parents[1] / "examples" / f"{script}.py")
 runpy.run_path(sys.argv[0], run_name="__main__")

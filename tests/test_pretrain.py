@@ -358,3 +358,12 @@ def test_fsdp2_refuses_lora_before_building_the_model(data, tmp_path):
     assert result.returncode != 0
     assert "`--lora_rank` cannot be combined with FSDP2" in result.stderr
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_fsdp2_refuses_classification_finetuning_before_reading_data(tmp_path):
+    result = fsdp2_launch(
+        ["--script", "finetune_classification", "--output_dir", tmp_path / "out"], check=False
+    )
+    assert result.returncode != 0
+    assert "examples/finetune_classification.py does not support FSDP" in result.stderr
+    assert not (tmp_path / "out").exists()

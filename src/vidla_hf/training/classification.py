@@ -53,6 +53,7 @@ from .classification_args import (
 )
 from .loop import TrainingDivergedError, checkpoint_step, restore_checkpoint, stateful_loader
 from .setup import build_optimizer_and_schedule, load_model_and_processor
+from .sharding import is_sharded
 
 CLASSIFIER_ARCHITECTURE = "VidLAForVideoClassification"
 
@@ -195,6 +196,11 @@ def classification_function(args: ClassificationArguments) -> dict[str, Any]:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=None if args.mixed_precision == "no" else args.mixed_precision,
     )
+    if is_sharded(accelerator):
+        raise ValueError(
+            "examples/finetune_classification.py does not support FSDP (its evaluation and saving use the whole "
+            "model on one process); launch it with DDP (e.g. examples/configs/multi_node_ddp.yaml)."
+        )
     guard = SimpleNamespace(
         output_dir=args.output_dir,
         overwrite_output_dir=args.overwrite_output_dir,
