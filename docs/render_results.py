@@ -5,7 +5,8 @@ After the main job and the evaluations (README, "Two commands" and "Evaluation")
     python docs/render_results.py --train_results outputs/vidla-pretrain/train_results.json \\
         --eval results/retrieval.json results/classification.json results/multiple_choice.json
 
-and after the curation demo (README, "Curating training data"), `--curation_stats data/curated/stats.json`,
+after the curation demo (README, "Curating training data"), `--curation_stats data/curated/stats.json`, and
+after the ablations benchmark (README, "Temporal design ablations"), `--ablations results/ablations.json`,
 copies those JSON files into docs/results/ and rewrites the README between the `<!-- results:NAME -->`
 markers from them. `python docs/render_results.py --check` exits non-zero if the README differs from what
 docs/results/ gives (the test suite runs it).
@@ -96,17 +97,38 @@ def render_curation(stats: dict) -> str:
     )
 
 
-BLOCKS = ("main_job", "evaluation", "curation")
+def render_ablations(results: dict) -> str:
+    """The ablations' table as `benchmarks/ablations.py` prints it (its own `format_table`), with how it ran."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ablations_benchmark", ROOT / "benchmarks" / "ablations.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    settings, run, data = results["settings"], results["run"], results["data"]
+    seeds = len(settings["seeds"])
+    return (
+        f"`{results['command']}` ({results['mode']} mode; {seeds} seed{'s' if seeds > 1 else ''}; every variant {settings['steps']} steps of "
+        f"{settings['batch_size']} clips from a CLIP initialisation trained {settings['clip_steps']} image-text steps; "
+        f"{data['train_clips']} training clips, {data['held_out_clips']} held-out clips; "
+        f"{run['wall_seconds'] / 60:.0f} min on {run['machine']}, {run['jobs']} trainings at a time). Text→video "
+        f"R@1 / R@5, multiple choice among 5 captions and reversed-order multiple choice (caption → its clip or the "
+        f"same frames reversed), in %, mean ± std over seeds:\n\n{bench.format_table(results)}\n"
+    )
+
+
+BLOCKS = ("main_job", "evaluation", "curation", "ablations")
 
 
 def render_readme(readme: str) -> str:
     train = json.loads((RESULTS / "main_job.json").read_text())
     evaluations = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("evaluate_*.json"))]
     curation = json.loads((RESULTS / "curation_stats.json").read_text())
+    ablations = json.loads((RESULTS / "ablations.json").read_text())
     blocks = {
         "main_job": render_main_job(train),
         "evaluation": render_evaluation(evaluations),
         "curation": render_curation(curation),
+        "ablations": render_ablations(ablations),
     }
 
     def replace(match: re.Match) -> str:
@@ -129,6 +151,7 @@ def main() -> None:
     parser.add_argument("--train_results", help="train_results.json of the main job")
     parser.add_argument("--eval", nargs="*", default=[], help="results JSON files of examples/evaluate.py")
     parser.add_argument("--curation_stats", help="stats.json of the curation demo (examples/curate.py)")
+    parser.add_argument("--ablations", help="results JSON of benchmarks/ablations.py")
     parser.add_argument("--check", action="store_true", help="only check that the README is up to date")
     args = parser.parse_args()
     readme_path = ROOT / "README.md"
@@ -146,6 +169,8 @@ def main() -> None:
         _write_atomic(RESULTS / "main_job.json", Path(args.train_results).read_text())
     if args.curation_stats:
         _write_atomic(RESULTS / "curation_stats.json", Path(args.curation_stats).read_text())
+    if args.ablations:
+        _write_atomic(RESULTS / "ablations.json", Path(args.ablations).read_text())
     for path in args.eval:
         task = json.loads(Path(path).read_text())["task"]
         _write_atomic(RESULTS / f"evaluate_{task}.json", Path(path).read_text())

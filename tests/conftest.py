@@ -90,6 +90,17 @@ def run_without_vidla_hf(script: str, *args, cwd) -> object:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def load_benchmark(name: str):
+    """`benchmarks/<name>.py` imported as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now: each multi-process launch gets its own rendezvous port (accelerate's
     default 29500 may be held by another test running alongside, or by anything else on the machine)."""

@@ -129,6 +129,25 @@ def render_clip(clip: SyntheticClip, rng: np.random.Generator) -> np.ndarray:
     return np.stack(frames)
 
 
+def short_clips(frames: np.ndarray, events, rng: np.random.Generator) -> list[tuple[np.ndarray, str, str]]:
+    """Cuts a clip into its events: one short-scale clip `(frames, caption, subtitle)` per event.
+
+    `frames` are the clip's `(8·E, H, W, 3)` frames (rendered or decoded), `events` its E events (`Event`s or
+    the dicts of a shard's JSON). Each event's 8 frames become a clip of their own with that event's caption
+    and a new subtitle (drawn from `rng`): the short-only data of the same source sequences, as the paper's
+    Table 5 compares short-only pretraining data against short + medium + long clips of the same videos.
+    """
+    events = [Event(**e) if isinstance(e, dict) else e for e in events]
+    if not events or len(frames) != FRAMES_PER_EVENT * len(events):
+        raise ValueError(
+            f"A clip of {len(events)} events has {FRAMES_PER_EVENT * len(events)} frames, got {len(frames)}."
+        )
+    return [
+        (frames[i * FRAMES_PER_EVENT : (i + 1) * FRAMES_PER_EVENT], caption_for([e]), subtitle_for([e], rng))
+        for i, e in enumerate(events)
+    ]
+
+
 def _add_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -141,7 +160,11 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
     partial = path.with_suffix(".tar.partial")
     with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
         for clip in clips:
-            _add_member(archive, f"{clip.key}.mp4", encode_mp4(render_clip(clip, rng), FPS, keyframe_interval=FRAMES_PER_EVENT))
+            _add_member(
+                archive,
+                f"{clip.key}.mp4",
+                encode_mp4(render_clip(clip, rng), FPS, keyframe_interval=FRAMES_PER_EVENT),
+            )
             meta = {
                 "caption": clip.caption,
                 "subtitle": clip.subtitle,
@@ -166,7 +189,11 @@ def _own_manifest(path: Path) -> dict | None:
         return None
     files = manifest.get("files") if isinstance(manifest, dict) else None
     config = manifest.get("config") if isinstance(manifest, dict) else None
-    if not isinstance(config, dict) or config.get("version") != MANIFEST_VERSION or not isinstance(files, dict):
+    if (
+        not isinstance(config, dict)
+        or config.get("version") != MANIFEST_VERSION
+        or not isinstance(files, dict)
+    ):
         return None
     names = [name for split_files in files.values() for name in split_files]
     if not all(isinstance(name, str) and SHARD_NAME.match(name) for name in names):

@@ -1,5 +1,5 @@
 """Evaluation: text and evaluation-set embeddings, retrieval (with exact chunked dual softmax), zero-shot
-classification, multiple choice."""
+classification, multiple choice, and the reversed-order multiple choice that frame averaging cannot pass."""
 
 from .embeddings import compute_embeddings, embed_texts
 from .index import INDEX_KINDS, VideoIndex, index_recall
@@ -11,6 +11,7 @@ from .retrieval import (
     paragraph,
     retrieval_metrics,
 )
+from .temporal_order import TIE_TOLERANCE, choice_accuracy, reversed_order_accuracy
 from .zero_shot import (
     KINETICS700_TEMPLATES,
     TEMPLATE_SETS,
@@ -28,8 +29,10 @@ __all__ = [
     "index_recall",
     "KINETICS700_TEMPLATES",
     "TEMPLATE_SETS",
+    "TIE_TOLERANCE",
     "UCF101_TEMPLATES",
     "build_multiple_choice",
+    "choice_accuracy",
     "class_embeddings",
     "compute_embeddings",
     "dual_softmax",
@@ -40,6 +43,7 @@ __all__ = [
     "multiple_choice_accuracy",
     "paragraph",
     "retrieval_metrics",
+    "reversed_order_accuracy",
     "select_templates",
     "zero_shot_accuracy",
 ]
