@@ -35,12 +35,17 @@ class CpuFsdp2Accelerator(accelerate.Accelerator):
         self.state.distributed_type = PartialState._shared_state["distributed_type"] = DistributedType.FSDP
 
 
-vidla_hf.training.loop.Accelerator = CpuFsdp2Accelerator
-vidla_hf.training.classification.Accelerator = CpuFsdp2Accelerator
-# The script to run: examples/<name>.py given as `--script name` first, else examples/pretrain.py.
-script = "pretrain"
-if sys.argv[1:2] == ["--script"]:
-    script = sys.argv[2]
-    del sys.argv[1:3]
-sys.argv[0] = str(Path(__file__).resolve().parents[1] / "examples" / f"{script}.py")
-runpy.run_path(sys.argv[0], run_name="__main__")
+def main() -> None:
+    vidla_hf.training.loop.Accelerator = CpuFsdp2Accelerator
+    vidla_hf.training.classification.Accelerator = CpuFsdp2Accelerator
+    # The script to run: examples/<name>.py given as `--script name` first, else examples/pretrain.py.
+    script = "pretrain"
+    if sys.argv[1:2] == ["--script"]:
+        script = sys.argv[2]
+        del sys.argv[1:3]
+    sys.argv[0] = str(Path(__file__).resolve().parents[1] / "examples" / f"{script}.py")
+    runpy.run_path(sys.argv[0], run_name="__main__")
+
+
+if __name__ == "__main__":  # pytest's --doctest-modules imports this file: nothing may run then
+    main()
