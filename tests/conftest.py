@@ -59,6 +59,28 @@ def randomize_(model: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torch
     return model
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_temp_dir():
+    """Points `tempfile` (docstring examples use `tempfile.mkdtemp()`) and every subprocess (`TMPDIR`: torch
+    elastic, Ray workers, FFmpeg) at one folder that is removed when the session ends, so that a test run leaves
+    nothing behind in the system's temp folder."""
+    import os
+    import shutil
+    import tempfile
+
+    # Short, directly under the system's temp folder: Ray puts its Unix sockets in it (at most 107 characters).
+    folder = Path(tempfile.mkdtemp(prefix="vidla-hf-tests-"))
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = str(folder), str(folder)
+    yield folder
+    tempfile.tempdir = saved_tempdir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture
 def text_inputs():
     generator = torch.Generator().manual_seed(1)
