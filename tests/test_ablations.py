@@ -61,9 +61,13 @@ def test_ties_are_split_evenly_never_won_or_lost():
     tied_pair = torch.tensor([[0.3, 0.3]])
     assert choice_accuracy(tied_pair, torch.tensor([0])) == 50.0
     assert choice_accuracy(tied_pair, torch.tensor([1])) == 50.0
-    # An argmax picks the first of tied options: the same tie would count as a hit or a miss by position.
-    assert multiple_choice_accuracy(torch.ones(1, 2), torch.ones(1, 2, 2), torch.tensor([0])) == 100.0
-    assert multiple_choice_accuracy(torch.ones(1, 2), torch.ones(1, 2, 2), torch.tensor([1])) == 0.0
+    # Multiple choice on embeddings scores the same way: identical options tie, whichever position the answer has
+    # (an argmax would count the tie as a hit with the answer first and a miss with it last).
+    assert multiple_choice_accuracy(torch.ones(1, 2), torch.ones(1, 2, 2), torch.tensor([0])) == 50.0
+    assert multiple_choice_accuracy(torch.ones(1, 2), torch.ones(1, 2, 2), torch.tensor([1])) == 50.0
+    three_options = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])  # two tie at the top, one far below
+    assert multiple_choice_accuracy(torch.tensor([[1.0, 0.0]]), three_options, torch.tensor([1])) == 50.0
+    assert multiple_choice_accuracy(torch.tensor([[1.0, 0.0]]), three_options, torch.tensor([2])) == 0.0
     scores = torch.tensor(
         [
             [0.9, 0.1, 0.0, 0.0],  # right: 1

@@ -118,7 +118,7 @@ def test_a_manifest_this_generator_did_not_write_is_never_trusted(tmp_path):
     folder.mkdir()
     foreign = {"config": {"version": "curated-1"}, "files": {"train": ["../precious.tar"]}}
     (folder / "manifest.json").write_text(json.dumps(foreign))
-    with pytest.raises(ValueError, match="not written by this generator"):
+    with pytest.raises(ValueError, match="not written by the synthetic generator"):
         generate_synthetic_dataset(folder, {"train": 2}, clips_per_shard=2)
     assert victim.read_bytes() == b"not ours"
     assert json.loads((folder / "manifest.json").read_text()) == foreign
@@ -135,3 +135,19 @@ def test_shards_of_a_generation_that_crashed_midway_are_still_ours(tmp_path):
     files = generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
     assert [Path(f).name for f in files["train"]] == ["train-00000.tar", "train-00001.tar"]
     assert not (tmp_path / "manifest.pending.json").exists()
+
+
+def test_a_folder_from_before_manifests_named_their_dataset_is_still_ours_and_reused(tmp_path):
+    """Manifests of earlier releases have no `dataset` key in their config: the folder is reused as it is, not
+    refused as someone else's nor regenerated."""
+    files = generate_synthetic_dataset(tmp_path, {"train": 2}, clips_per_shard=2)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config"].pop("dataset") == "synthetic"
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # the earlier release's manifest
+    shard = Path(files["train"][0])
+    stamps = shard.stat().st_mtime_ns, (tmp_path / "manifest.json").stat().st_mtime_ns
+    assert generate_synthetic_dataset(tmp_path, {"train": 2}, clips_per_shard=2) == files
+    assert (shard.stat().st_mtime_ns, (tmp_path / "manifest.json").stat().st_mtime_ns) == stamps
+    # With another config it is regenerated in place: its shards were ours to replace.
+    bigger = generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
+    assert [Path(f).name for f in bigger["train"]] == ["train-00000.tar", "train-00001.tar"]

@@ -85,6 +85,34 @@ def test_training_frame_sampling_reaches_the_sampler(processor):
         assert indices == [segment * k + int(o) for k, o in enumerate(offsets)], index
 
 
+class RampClips(GreyClips):
+    """Clips whose every frame brightens from left to right: a mirrored clip darkens instead."""
+
+    def __init__(self, count: int):
+        self.count = count
+        ramp = np.linspace(0, 255, 40).astype(np.uint8)
+        self.video = np.broadcast_to(ramp[None, None, :, None], (FRAMES, 24, 40, 3)).copy()
+
+
+def mirrored(stream, count: int) -> list[bool]:
+    return [
+        bool(s["pixel_values_videos"][0, 0, 8, 0] > s["pixel_values_videos"][0, 0, 8, -1])
+        for s, _ in zip(stream, range(count), strict=False)
+    ]
+
+
+def test_the_tiny_cpu_recipe_never_flips_its_direction_captioned_clips(processor):
+    """The synthetic captions say "moves left/right": `--recipe tiny-cpu` turns the flips off; the paper's recipe
+    (and `--random_flip True`) flips about half the clips."""
+    assert parse_args("", argv=[]).random_flip is False
+    assert not any(mirrored(training_stream(parse_args("", argv=[]), RampClips(16), processor), 16))
+    paper = parse_args("", argv=["--init_from", "x"])
+    assert paper.random_flip is True
+    assert 0 < sum(mirrored(training_stream(paper, RampClips(16), processor), 16)) < 16
+    flipped = parse_args("", argv=["--random_flip", "True"])
+    assert 0 < sum(mirrored(training_stream(flipped, RampClips(16), processor), 16)) < 16
+
+
 def test_frame_sampling_defaults_and_bad_values():
     assert parse_args("", argv=["--init_from", "x"]).frame_sampling == "uniform"  # the paper's recipe
     assert TrainingArguments().frame_sampling == "uniform"

@@ -210,6 +210,23 @@ def test_training_augmentation_is_seeded_shared_by_frames_and_follows_the_paper(
     assert len(spans) >= 2, spans
 
 
+def test_random_flip_off_keeps_the_crop_and_never_flips():
+    """`random_flip=False` (for texts that name directions): the same crops as with flipping, never mirrored."""
+    processor = VidLAVideoProcessor(num_frames=2)
+    video = gradient_video()
+    flipped_seeds = 0
+    for seed in range(12):
+        with_flip = processor(video, training=True, seed=seed, return_tensors="pt")["pixel_values_videos"][0]
+        without = processor(video, training=True, random_flip=False, seed=seed, return_tensors="pt")
+        without = without["pixel_values_videos"][0]
+        row = without[0, 0, 112]
+        assert (row[1:] >= row[:-1] - 1e-4).all(), f"seed {seed}: mirrored although random_flip=False"
+        was_flipped = bool(with_flip[0, 0, 112, 0] > with_flip[0, 0, 112, -1])
+        flipped_seeds += was_flipped
+        torch.testing.assert_close(without, with_flip.flip(-1) if was_flipped else with_flip)
+    assert 0 < flipped_seeds < 12
+
+
 def test_training_samples_random_frames_and_eval_uniform():
     video = np.stack([np.full((32, 32, 3), t, np.uint8) for t in range(40)])  # frame t has value t
     processor = VidLAVideoProcessor(

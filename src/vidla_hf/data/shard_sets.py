@@ -11,12 +11,16 @@ else in the folder is touched, and shard-named files no manifest of the generato
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .synthetic import SHARD_NAME
+SHARD_NAME = re.compile(r"^[\w.-]+-\d{5}\.tar$")
+# The synthetic video-text generator wrote manifests without a `dataset` key before it shared these rules: a
+# manifest with none is that generator's.
+UNNAMED_DATASET = "synthetic"
 
 
 def _listed(manifest: dict | None) -> set[str]:
@@ -33,10 +37,12 @@ def own_manifest(path: Path, dataset: str, version: int) -> dict | None:
     files = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(config, dict) or not isinstance(files, dict):
         return None
-    if config.get("dataset") != dataset or config.get("version") != version:
+    if config.get("dataset", UNNAMED_DATASET) != dataset or config.get("version") != version:
         return None
     names = [name for split_files in files.values() for name in split_files]
-    return manifest if all(isinstance(n, str) and SHARD_NAME.match(n) for n in names) else None
+    if not all(isinstance(n, str) and SHARD_NAME.match(n) for n in names):
+        return None
+    return {**manifest, "config": {"dataset": dataset, **config}}
 
 
 def publish_shard_set(
@@ -98,4 +104,4 @@ def publish_shard_set(
     return {split: [str(output_dir / f) for f in names] for split, names in files.items()}
 
 
-__all__ = ["own_manifest", "publish_shard_set"]
+__all__ = ["SHARD_NAME", "own_manifest", "publish_shard_set"]

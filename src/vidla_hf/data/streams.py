@@ -153,7 +153,8 @@ class VideoTextStream(torch.utils.data.IterableDataset):
     roles. If more than `max_corrupt_fraction` of the samples seen so far (after the first 20) are
     corrupt, it raises `CorruptStreamError`.
 
-    `training` selects the processor's training augmentation; `frame_sampling` the processor's strategy
+    `training` selects the processor's training augmentation (`random_flip=False`: without its horizontal flips,
+    for texts that name directions); `frame_sampling` the processor's strategy
     (`"uniform"` segment centres or `"random"` one random frame per segment; None: the processor's default,
     random in training). Each sample's randomness is seeded by `seed` and the sample's position.
     """
@@ -172,6 +173,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         max_corrupt_fraction: float = 0.5,
         keep_metadata: bool = False,
         frame_sampling: str | None = None,
+        random_flip: bool = True,
     ):
         super().__init__()
         if not 0.0 <= max_corrupt_fraction < 1.0:
@@ -190,6 +192,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
         self.max_corrupt_fraction = max_corrupt_fraction
         self.keep_metadata = keep_metadata
         self.frame_sampling = frame_sampling
+        self.random_flip = random_flip
         self.position = (0, -1)  # (epoch, index) of the last example handed out
 
     def state_dict(self) -> dict[str, int]:
@@ -233,6 +236,7 @@ class VideoTextStream(torch.utils.data.IterableDataset):
             video,
             num_frames=self.num_frames,
             training=self.training,
+            random_flip=self.random_flip,
             frame_sampling=self.frame_sampling,
             seed=sample_seed,
             return_tensors="pt",

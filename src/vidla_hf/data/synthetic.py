@@ -17,17 +17,16 @@ import argparse
 import io
 import json
 import os
-import re
-import shutil
 import tarfile
-import tempfile
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .mp4 import encode_mp4
+from .shard_sets import publish_shard_set
 
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 240), "yellow": (240, 220, 40)}
 SHAPES = ("circle", "square", "triangle")
@@ -178,27 +177,7 @@ def write_shard(path: Path, clips: list[SyntheticClip], seed: tuple[int, ...]) -
 
 DEFAULT_SPLITS = {"train": 2048, "val": 128, "test": 128}
 MANIFEST_VERSION = 3
-SHARD_NAME = re.compile(r"^[\w.-]+-\d{5}\.tar$")
-
-
-def _own_manifest(path: Path) -> dict | None:
-    """The manifest at `path` if this generator wrote it (its config version, shard-shaped names), else None."""
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    config = manifest.get("config") if isinstance(manifest, dict) else None
-    if (
-        not isinstance(config, dict)
-        or config.get("version") != MANIFEST_VERSION
-        or not isinstance(files, dict)
-    ):
-        return None
-    names = [name for split_files in files.values() for name in split_files]
-    if not all(isinstance(name, str) and SHARD_NAME.match(name) for name in names):
-        return None
-    return manifest
+DATASET_NAME = "synthetic"  # (manifests from before `dataset` was recorded have none: see shard_sets)
 
 
 def generate_synthetic_dataset(
@@ -235,62 +214,29 @@ def generate_synthetic_dataset(
             raise ValueError(f"Split {name!r} must have a positive number of clips, got {size!r}.")
     if clips_per_shard < 1:
         raise ValueError(f"`clips_per_shard` must be >= 1, got {clips_per_shard}.")
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"`output_dir` {str(output_dir)!r} exists and is not a folder.")
-    manifest_path = output_dir / "manifest.json"
-    wanted = {"seed": seed, "splits": splits, "clips_per_shard": clips_per_shard, "version": MANIFEST_VERSION}
-    previous = _own_manifest(manifest_path)
-    if previous is not None and previous["config"] == wanted and not overwrite:
-        return {split: [str(output_dir / f) for f in files] for split, files in previous["files"].items()}
-    if manifest_path.is_file() and previous is None and not overwrite:
-        raise ValueError(
-            f"{str(manifest_path)!r} was not written by this generator (another dataset's manifest?); its "
-            "folder is left alone. Choose another folder, or pass overwrite=True (--overwrite)."
-        )
-    pending_path = output_dir / "manifest.pending.json"  # names being moved in by a generation that crashed
-    ours = set()
-    for manifest in (previous, _own_manifest(pending_path)):
-        ours |= {name for names in (manifest or {}).get("files", {}).values() for name in names}
-    foreign = sorted(
-        p.name for p in output_dir.glob("*.tar") if p.name not in ours and SHARD_NAME.match(p.name)
-    )
-    if foreign and not overwrite:
-        raise ValueError(
-            f"{str(output_dir)!r} holds shards that no manifest of this generator lists ({', '.join(foreign[:3])}"
-            f"{', ...' if len(foreign) > 3 else ''}); they are left alone. Choose an empty folder, or pass "
-            "overwrite=True (--overwrite) to replace them."
-        )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in output_dir.glob(".generating-*"):  # a crashed earlier generation of ours
-        shutil.rmtree(leftover, ignore_errors=True)
-    files: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".generating-") as staging:
-        for split_index, (split, size) in enumerate(splits.items()):
-            rng = np.random.default_rng([seed, split_index])
-            clips = [sample_clip(f"{split}-{i:06d}", rng) for i in range(size)]
-            files[split] = []
-            for shard_index, start in enumerate(range(0, size, clips_per_shard)):
-                name = f"{split}-{shard_index:05d}.tar"
-                write_shard(
-                    Path(staging) / name,
-                    clips[start : start + clips_per_shard],
-                    (seed, split_index, shard_index),
-                )
-                files[split].append(name)
-        pending = {"config": wanted, "files": files}
-        pending_path.write_text(json.dumps(pending))  # so a crash below leaves shards we still know as ours
-        manifest_path.unlink(missing_ok=True)  # from here until the new manifest, no dataset is published
-        for names in files.values():
-            for name in names:
-                os.replace(Path(staging) / name, output_dir / name)
-    for stale in ours - {name for names in files.values() for name in names}:
-        (output_dir / stale).unlink(missing_ok=True)
-    partial = manifest_path.with_suffix(".partial")
-    partial.write_text(json.dumps({"config": wanted, "files": files}, indent=2))
-    os.replace(partial, manifest_path)
-    pending_path.unlink(missing_ok=True)
-    return {split: [str(output_dir / f) for f in names] for split, names in files.items()}
+    config = {
+        "dataset": DATASET_NAME,
+        "seed": seed,
+        "splits": splits,
+        "clips_per_shard": clips_per_shard,
+        "version": MANIFEST_VERSION,
+    }
+    shards = {}
+    for split_index, (split, size) in enumerate(splits.items()):
+        rng = np.random.default_rng([seed, split_index])
+        clips = [sample_clip(f"{split}-{i:06d}", rng) for i in range(size)]  # (cheap: rendering is in write)
+        shards[split] = [
+            (
+                f"{split}-{shard_index:05d}.tar",
+                partial(
+                    write_shard,
+                    clips=clips[start : start + clips_per_shard],
+                    seed=(seed, split_index, shard_index),
+                ),
+            )
+            for shard_index, start in enumerate(range(0, size, clips_per_shard))
+        ]
+    return publish_shard_set(output_dir, config, shards, overwrite)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Evaluation: text and evaluation-set embeddings, retrieval (with exact chunked dual softmax), zero-shot
 classification, multiple choice, and the reversed-order multiple choice that frame averaging cannot pass."""
 
+from .choices import TIE_TOLERANCE, choice_accuracy
 from .embeddings import compute_embeddings, embed_texts
 from .index import INDEX_KINDS, VideoIndex, index_recall
 from .retrieval import (
@@ -11,7 +12,7 @@ from .retrieval import (
     paragraph,
     retrieval_metrics,
 )
-from .temporal_order import TIE_TOLERANCE, choice_accuracy, reversed_order_accuracy
+from .temporal_order import reversed_order_accuracy
 from .zero_shot import (
     KINETICS700_TEMPLATES,
     TEMPLATE_SETS,

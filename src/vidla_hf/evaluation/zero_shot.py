@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .choices import _check_labels, choice_accuracy
 from .embeddings import embed_texts
 from .retrieval import _check_finite
 
@@ -235,21 +236,6 @@ def build_multiple_choice(
     return options, answers
 
 
-def _check_labels(labels: torch.Tensor, name: str, num_videos: int, num_choices: int) -> None:
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex():
-        raise TypeError(f"`{name}` must be an integer tensor of indices, got {labels!r}.")
-    if labels.shape != (num_videos,):
-        raise ValueError(
-            f"`{name}` must have shape ({num_videos},), one per video, got {tuple(labels.shape)}."
-        )
-    outside = (labels < 0) | (labels >= num_choices)
-    if bool(outside.any()):
-        raise ValueError(
-            f"`{name}` must be indices in [0, {num_choices}), got {int(outside.sum())} outside it "
-            f"(first: {int(labels[outside][0])})."
-        )
-
-
 def zero_shot_accuracy(
     video_embeds: torch.Tensor, class_embeds: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)
 ) -> dict[str, float]:
@@ -282,6 +268,8 @@ def multiple_choice_accuracy(
 ) -> float:
     """Accuracy (%) of picking the right caption among K: `option_embeds` (N, K, D), `answers` (N,).
 
+    The option most similar (cosine) to the video is picked; options tied at the top split the credit
+    (`choice_accuracy`), so a tie is the coin flip it is, never a hit or a miss by the options' order.
     NaN / inf embeddings and answers outside the K options raise `ValueError`.
     """
     _check_finite(video_embeds, "video_embeds")
@@ -304,7 +292,7 @@ def multiple_choice_accuracy(
         "nd,nkd->nk", F.normalize(video_embeds.float(), dim=-1), F.normalize(option_embeds.float(), dim=-1)
     )
     _check_finite(scores, "video-option similarities")  # finite float64 beyond float32's range
-    return float((scores.argmax(dim=1) == answers).float().mean() * 100)
+    return choice_accuracy(scores, answers)
 
 
 __all__ = [

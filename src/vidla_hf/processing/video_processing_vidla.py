@@ -33,6 +33,9 @@ class VidLAVideoProcessorKwargs(VideosKwargs, total=False):
     training (`bool`):
         Training augmentation (multi-scale random crop and random horizontal flip, the same for every frame
         of a video) and random frame sampling instead of resize + centre crop and uniform sampling.
+    random_flip (`bool`):
+        In training, flip each video horizontally with probability ½ (the paper's augmentation). Turn it off
+        when texts name directions ("moves left"): a flip makes them wrong. The crop drawn is the same either way.
     frame_sampling (`str`):
         `"uniform"` or `"random"`; defaults to `"random"` when `training`, else `"uniform"`.
     seed (`int`):
@@ -42,6 +45,7 @@ class VidLAVideoProcessorKwargs(VideosKwargs, total=False):
     """
 
     training: bool
+    random_flip: bool
     frame_sampling: str | None
     seed: int | None
     video_backend: str
@@ -53,8 +57,8 @@ class VidLAVideoProcessor(BaseVideoProcessor):
 
     Evaluation (default): `num_frames` frames at segment centres, shorter side resized to 224, centre crop,
     CLIP normalisation. Training (`training=True`): one random frame per segment, a random square crop of
-    scale 1.0 or 0.8 of the shorter side, resized to 224, and a random horizontal flip — the same crop and
-    flip for every frame of a video — seeded by `seed`.
+    scale 1.0 or 0.8 of the shorter side, resized to 224, and a random horizontal flip (`random_flip=False`:
+    none) — the same crop and flip for every frame of a video — seeded by `seed`.
 
     Videos may be paths, bytes, binary file objects, numpy `(T, H, W, C)` uint8 arrays, torch `(T, C, H, W)`
     uint8/float tensors (floats are read on the 0–255 scale unless `do_rescale=False`, and are not clamped
@@ -91,6 +95,7 @@ class VidLAVideoProcessor(BaseVideoProcessor):
     do_sample_frames = True
     num_frames = 12
     training = False
+    random_flip = True
     frame_sampling = None
     seed = None
     video_backend = "auto"
@@ -278,6 +283,7 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         do_center_crop: bool,
         crop_size: SizeDict,
         training: bool,
+        random_flip: bool,
         generator: torch.Generator | None,
     ) -> Iterator[torch.Tensor]:
         """The geometry of a `(T, 3, H, W)` video, a few frames at a time: yields the pieces, in frame order.
@@ -298,7 +304,7 @@ class VidLAVideoProcessor(BaseVideoProcessor):
                     size=SizeDict(height=crop_size.height, width=crop_size.width),
                     resample=resample,
                 )
-                frames = frames.flip(-1) if flip else frames
+                frames = frames.flip(-1) if flip and random_flip else frames
             elif do_center_crop:
                 frames = self.center_crop(frames, crop_size)
             yield frames
@@ -338,11 +344,12 @@ class VidLAVideoProcessor(BaseVideoProcessor):
         image_mean,
         image_std,
         training: bool = False,
+        random_flip: bool = True,
         generator: torch.Generator | None = None,
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
-        geometry = (do_resize, size, resample, do_center_crop, crop_size, training, generator)
+        geometry = (do_resize, size, resample, do_center_crop, crop_size, training, random_flip, generator)
         stack = return_tensors is not None
         if do_normalize:
             outputs, batch = self._float32_videos(videos, geometry, stack)

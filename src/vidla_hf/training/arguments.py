@@ -63,6 +63,13 @@ class TrainingArguments:
     training_augmentation: bool = field(
         default=True, metadata={"help": "Multi-scale crop + flip (off: centre crop, no flip)"}
     )
+    random_flip: bool = field(
+        default=True,
+        metadata={
+            "help": "The augmentation's random horizontal flips (the paper's); off for texts that name "
+            "directions: a flip turns 'moves left' into a video that moves right"
+        },
+    )
     per_device_batch_size: int = 32
     gradient_accumulation_steps: int = 1
     max_steps: int | None = field(

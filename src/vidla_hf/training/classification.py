@@ -51,7 +51,7 @@ from .classification_args import (
     validate_classification_args,
     view_counts,
 )
-from .loop import TrainingDivergedError, checkpoint_step, restore_checkpoint, stateful_loader
+from .loop import TrainingDivergedError, checkpoint_step, generated_data, restore_checkpoint, stateful_loader
 from .setup import build_optimizer_and_schedule, load_model_and_processor
 from .sharding import is_sharded
 
@@ -65,12 +65,7 @@ def default_train_data(args: ClassificationArguments, accelerator: Accelerator) 
     from ..data.synthetic_actions import generate_action_dataset
 
     folder = os.environ.get("VIDLA_SYNTHETIC_ACTIONS_DIR", "data/synthetic_actions")
-    if accelerator.is_main_process:
-        start = time.perf_counter()
-        generate_action_dataset(folder)
-        accelerator.print(f"synthetic action dataset ready in {folder} ({time.perf_counter() - start:.0f} s)")
-    accelerator.wait_for_everyone()
-    args.train_data = folder
+    args.train_data = generated_data(accelerator, generate_action_dataset, folder, "synthetic action dataset")
 
 
 def label_stream(

@@ -7,6 +7,7 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,17 @@ def format_metrics(metrics: dict[str, float]) -> str:
     )
 
 
+def generated_data(accelerator: Accelerator, generate: Callable[[str], Any], folder: str, name: str) -> str:
+    """`folder` once `generate(folder)` has made (or reused) the `name` data there: the main process generates,
+    the others wait for it."""
+    if accelerator.is_main_process:
+        start = time.perf_counter()
+        generate(folder)
+        accelerator.print(f"{name} ready in {folder} ({time.perf_counter() - start:.0f} s)")
+    accelerator.wait_for_everyone()
+    return folder
+
+
 def default_train_data(args: TrainingArguments, accelerator: Accelerator) -> None:
     """With no --train_data: generate (or reuse) the synthetic dataset under data/synthetic."""
     if args.train_data is not None:
@@ -106,12 +118,7 @@ def default_train_data(args: TrainingArguments, accelerator: Accelerator) -> Non
     from ..data.synthetic import generate_synthetic_dataset
 
     folder = os.environ.get("VIDLA_SYNTHETIC_DIR", "data/synthetic")
-    if accelerator.is_main_process:
-        start = time.perf_counter()
-        generate_synthetic_dataset(folder)
-        accelerator.print(f"synthetic dataset ready in {folder} ({time.perf_counter() - start:.0f} s)")
-    accelerator.wait_for_everyone()
-    args.train_data = folder
+    args.train_data = generated_data(accelerator, generate_synthetic_dataset, folder, "synthetic dataset")
 
 
 def training_stream(args: TrainingArguments, dataset, processor) -> VideoTextStream:
@@ -129,6 +136,7 @@ def training_stream(args: TrainingArguments, dataset, processor) -> VideoTextStr
         args.seed,
         args.max_corrupt_fraction,
         frame_sampling=FRAME_SAMPLING[args.frame_sampling],
+        random_flip=args.random_flip,
     )
 
 

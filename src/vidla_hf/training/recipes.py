@@ -7,10 +7,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The paper's pretraining recipe: the `TrainingArguments` defaults.
     "paper": {},
     # The embedded default job: the tiny preset from scratch on the synthetic clips, minutes on a CPU.
-    # Its recorded run (docs/results/main_job.json) used one random frame per segment and 300 steps.
+    # Its recorded run (docs/results/main_job.json) used one random frame per segment and 300 steps. No flips:
+    # the synthetic captions say "moves left/right", which a mirrored video contradicts.
     "tiny-cpu": {
         "num_frames": 8,
         "frame_sampling": "segment_random",
+        "random_flip": False,
         "per_device_batch_size": 32,
         "learning_rate": 5e-4,
         "min_learning_rate": 1e-5,
@@ -51,7 +53,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 RECIPE_HELP = """recipes (--recipe; explicit options override them):
   tiny-cpu             the embedded default job: tiny preset from scratch, 8 frames (segment_random),
-                       lr 5e-4, 300 steps (chosen when neither --init_from nor another --config is given)
+                       no flips (its captions name directions), lr 5e-4, 300 steps (chosen when neither
+                       --init_from nor another --config is given)
   paper                the paper's pretraining (§5): 12 uniform frames, 3 epochs, lr 2e-5 cosine to 4e-8,
                        wd 0.02, clip 10 (chosen with --init_from or another --config)
   retrieval-finetune   the paper's retrieval finetuning (App. A): 32 uniform frames, lr 1e-5 to 1e-6,
