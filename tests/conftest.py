@@ -60,7 +60,7 @@ def randomize_(model: torch.nn.Module, std: float = 0.1, seed: int = 0) -> torch
 
 
 @pytest.fixture(scope="session", autouse=True)
-def session_temp_dir():
+def session_temp_dir(tmp_path_factory):
     """Points `tempfile` (docstring examples use `tempfile.mkdtemp()`) and every subprocess (`TMPDIR`: torch
     elastic, Ray workers, FFmpeg) at one folder that is removed when the session ends, so that a test run leaves
     nothing behind in the system's temp folder."""
@@ -68,6 +68,7 @@ def session_temp_dir():
     import shutil
     import tempfile
 
+    tmp_path_factory.getbasetemp()  # pytest's own folders stay where they are (failed tests' are kept)
     # Short, directly under the system's temp folder: Ray puts its Unix sockets in it (at most 107 characters).
     folder = Path(tempfile.mkdtemp(prefix="vidla-hf-tests-"))
     saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
