@@ -81,6 +81,13 @@ def test_ties_are_split_evenly_never_won_or_lost():
     expected = (1 + 0 + 1 / 4 + 1 / 3 + 0 + 1 / 2) / 6 * 100
     assert choice_accuracy(scores, torch.zeros(6, dtype=torch.long)) == pytest.approx(expected)
     assert choice_accuracy(scores[-1:], torch.tensor([0]), tie_tolerance=0.0) == 0.0
+    # Top-k: the answer's chance of landing among the first k places when its ties are ordered at random.
+    assert choice_accuracy(scores, torch.zeros(6, dtype=torch.long), k=2) == pytest.approx(
+        (1 + 1 + 2 / 4 + 2 / 3 + 0 + 1) / 6 * 100
+    )
+    assert choice_accuracy(scores, torch.zeros(6, dtype=torch.long), k=4) == 100.0
+    with pytest.raises(ValueError, match="`k`"):
+        choice_accuracy(scores, torch.zeros(6, dtype=torch.long), k=0)
 
 
 def test_bad_scores_raise():

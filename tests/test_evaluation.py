@@ -102,6 +102,16 @@ def test_zero_shot_and_multiple_choice_by_hand():
         "top1": pytest.approx(200 / 3),
         "top2": 100.0,
     }
+    # A video equally similar to classes 1 and 2 (and not to 0): each label earns half a top-1 hit, a full top-2.
+    between = torch.tensor([[0.0, 1.0, 1.0]])
+    for label in (1, 2):
+        tie = zero_shot_accuracy(between, classes, torch.tensor([label]), ks=(1, 2))
+        assert tie == {"top1": 50.0, "top2": 100.0}, (label, tie)
+    assert zero_shot_accuracy(between, classes, torch.tensor([0]), ks=(1, 2, 3)) == {
+        "top1": 0.0,
+        "top2": 0.0,
+        "top3": 100.0,
+    }
     options = torch.stack([torch.eye(3), torch.eye(3), torch.eye(3)])  # option k is axis k
     assert multiple_choice_accuracy(videos, options, torch.tensor([0, 2, 1])) == 100.0
     assert multiple_choice_accuracy(videos, options, torch.tensor([1, 2, 1])) == pytest.approx(200 / 3)

@@ -10,13 +10,16 @@ TIE_TOLERANCE = 1e-5
 
 
 def choice_accuracy(
-    scores: torch.Tensor, answers: torch.Tensor, tie_tolerance: float = TIE_TOLERANCE
+    scores: torch.Tensor, answers: torch.Tensor, tie_tolerance: float = TIE_TOLERANCE, k: int = 1
 ) -> float:
-    """Accuracy (%) of picking the best-scoring of K options, ties broken uniformly at random, in expectation.
+    """Accuracy (%) of the answer being among the `k` best-scoring of K options, ties broken uniformly at random,
+    in expectation.
 
-    `scores` is `(N, K)`, `answers` `(N,)` the index of each question's right option. A question earns `1/m`
-    when its answer is among the `m` options within `tie_tolerance` of the best score, else 0. NaN / inf scores
-    raise `ValueError`.
+    `scores` is `(N, K)`, `answers` `(N,)` the index of each question's right option. A question whose answer has
+    `g` options scoring more than `tie_tolerance` above it and `m` options (itself included) within
+    `tie_tolerance` of its score earns `clamp((k - g) / m, 0, 1)`: the chance that a random order of the tied
+    options puts the answer among the first `k`. For `k=1`: `1/m` when the answer ties at the top, else 0.
+    NaN / inf scores raise `ValueError`.
 
     Example:
 
@@ -26,6 +29,8 @@ def choice_accuracy(
     >>> scores = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.7]])  # right, tied, wrong
     >>> choice_accuracy(scores, torch.tensor([0, 0, 0]))
     50.0
+    >>> round(choice_accuracy(torch.tensor([[0.9, 0.5, 0.5, 0.5]]), torch.tensor([1]), k=2), 1)  # 3 tie for 2nd
+    33.3
 
     ```
     """
@@ -39,11 +44,13 @@ def choice_accuracy(
         or not tie_tolerance >= 0
     ):
         raise ValueError(f"`tie_tolerance` must be a number >= 0, got {tie_tolerance!r}.")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"`k` must be an integer >= 1, got {k!r}.")
     scores = scores.double()
-    best = scores.max(dim=1, keepdim=True).values
-    tied = scores >= best - tie_tolerance  # (N, K) the options a random tie-break may pick
-    answer_tied = tied.gather(1, answers[:, None]).squeeze(1)
-    credit = answer_tied.double() / tied.sum(dim=1).double()
+    answer_scores = scores.gather(1, answers[:, None])  # (N, 1)
+    better = (scores > answer_scores + tie_tolerance).sum(dim=1)  # (N,) options certainly ranked above
+    tied = ((scores - answer_scores).abs() <= tie_tolerance).sum(dim=1)  # (N,) the answer and its ties
+    credit = ((k - better).double() / tied.double()).clamp(0.0, 1.0)
     return float(credit.mean() * 100)
 
 

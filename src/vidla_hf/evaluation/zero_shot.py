@@ -241,7 +241,9 @@ def zero_shot_accuracy(
 ) -> dict[str, float]:
     """Top-k accuracy (%) of videos against class embeddings; `labels` are class indices.
 
-    NaN / inf embeddings and labels outside the classes raise `ValueError`.
+    Classes whose cosine similarities tie with the label's share the places they tie for (`choice_accuracy`), so
+    the classes' order never decides a tie. NaN / inf embeddings and labels outside the classes raise
+    `ValueError`.
     """
     for tensor, name in ((video_embeds, "video_embeds"), (class_embeds, "class_embeds")):
         _check_finite(tensor, name)
@@ -255,12 +257,7 @@ def zero_shot_accuracy(
     _check_labels(labels, "labels", video_embeds.shape[0], class_embeds.shape[0])
     logits = F.normalize(video_embeds.float(), dim=-1) @ class_embeds.float().T  # (N, C)
     _check_finite(logits, "video-class similarities")  # finite float64 beyond float32's range
-    ranking = logits.argsort(dim=1, descending=True)
-    return {
-        f"top{k}": float((ranking[:, :k] == labels[:, None]).any(dim=1).float().mean() * 100)
-        for k in ks
-        if k <= class_embeds.shape[0]
-    }
+    return {f"top{k}": choice_accuracy(logits, labels, k=k) for k in ks if k <= class_embeds.shape[0]}
 
 
 def multiple_choice_accuracy(
