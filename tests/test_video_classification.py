@@ -222,7 +222,7 @@ def test_zero_shot_start_matches_the_zero_shot_evaluation():
     measured = {
         f"top{k}": float((ranking[:, :k] == labels[:, None]).any(-1).float().mean() * 100) for k in (1, 3)
     }
-    assert measured == reference
+    assert measured == pytest.approx(reference)  # (float32 means here, float64 there)
 
 
 @pytest.mark.parametrize(
