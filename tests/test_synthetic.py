@@ -151,3 +151,21 @@ def test_a_folder_from_before_manifests_named_their_dataset_is_still_ours_and_re
     # With another config it is regenerated in place: its shards were ours to replace.
     bigger = generate_synthetic_dataset(tmp_path, {"train": 4}, clips_per_shard=2)
     assert [Path(f).name for f in bigger["train"]] == ["train-00000.tar", "train-00001.tar"]
+
+
+def test_split_shards_cuts_items_in_order_under_shard_names(tmp_path):
+    from vidla_hf.data.shard_sets import SHARD_NAME, split_shards
+
+    written = {}
+    pairs = split_shards(
+        "val", list("abcde"), 2, lambda path, items, index: written.update({path.name: (items, index)})
+    )
+    assert [name for name, _ in pairs] == ["val-00000.tar", "val-00001.tar", "val-00002.tar"]
+    assert all(SHARD_NAME.match(name) for name, _ in pairs)
+    for name, write in pairs:
+        write(tmp_path / name)
+    assert written == {
+        "val-00000.tar": (["a", "b"], 0),
+        "val-00001.tar": (["c", "d"], 1),
+        "val-00002.tar": (["e"], 2),
+    }

@@ -14,7 +14,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 SHARD_NAME = re.compile(r"^[\w.-]+-\d{5}\.tar$")
@@ -43,6 +44,17 @@ def own_manifest(path: Path, dataset: str, version: int) -> dict | None:
     if not all(isinstance(n, str) and SHARD_NAME.match(n) for n in names):
         return None
     return {**manifest, "config": {"dataset": dataset, **config}}
+
+
+def split_shards(
+    split: str, items: Sequence, per_shard: int, write: Callable[[Path, Sequence, int], None]
+) -> list[tuple[str, Callable[[Path], None]]]:
+    """`split`'s items cut into shards of `per_shard`, as the `(name, write)` pairs of `publish_shard_set`:
+    shard n is `{split}-{n:05d}.tar`, written by `write(path, its items, n)`."""
+    return [
+        (f"{split}-{index:05d}.tar", partial(write, items=items[start : start + per_shard], index=index))
+        for index, start in enumerate(range(0, len(items), per_shard))
+    ]
 
 
 def publish_shard_set(
@@ -104,4 +116,4 @@ def publish_shard_set(
     return {split: [str(output_dir / f) for f in names] for split, names in files.items()}
 
 
-__all__ = ["SHARD_NAME", "own_manifest", "publish_shard_set"]
+__all__ = ["SHARD_NAME", "own_manifest", "publish_shard_set", "split_shards"]

@@ -20,13 +20,12 @@ import os
 import tarfile
 import time
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from .mp4 import encode_mp4
-from .shard_sets import publish_shard_set
+from .shard_sets import publish_shard_set, split_shards
 
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 240), "yellow": (240, 220, 40)}
 SHAPES = ("circle", "square", "triangle")
@@ -225,17 +224,11 @@ def generate_synthetic_dataset(
     for split_index, (split, size) in enumerate(splits.items()):
         rng = np.random.default_rng([seed, split_index])
         clips = [sample_clip(f"{split}-{i:06d}", rng) for i in range(size)]  # (cheap: rendering is in write)
-        shards[split] = [
-            (
-                f"{split}-{shard_index:05d}.tar",
-                partial(
-                    write_shard,
-                    clips=clips[start : start + clips_per_shard],
-                    seed=(seed, split_index, shard_index),
-                ),
-            )
-            for shard_index, start in enumerate(range(0, size, clips_per_shard))
-        ]
+
+        def write(path: Path, items: list[SyntheticClip], index: int, split_index: int = split_index) -> None:
+            write_shard(path, items, (seed, split_index, index))
+
+        shards[split] = split_shards(split, clips, clips_per_shard, write)
     return publish_shard_set(output_dir, config, shards, overwrite)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .mp4 import encode_mp4
-from .shard_sets import publish_shard_set
+from .shard_sets import publish_shard_set, split_shards
 from .synthetic import COLORS, FRAME_SIZE, SHAPES, _add_member, _shape_mask
 
 MOTIONS = ("left", "right")
@@ -183,16 +183,16 @@ def generate_action_dataset(
     shards = {}
     for split_index, (split, size) in enumerate(splits.items()):
         labels = split_labels(size, np.random.default_rng([seed, split_index])).tolist()
-        keys = [f"{split}-{i:06d}" for i in range(size)]
-        shards[split] = [
-            (
-                f"{split}-{shard:05d}.tar",
-                lambda path, s=start, n=shard, i=split_index, k=keys, y=labels: _write_shard(
-                    path, k[s : s + clips_per_shard], y[s : s + clips_per_shard], (seed, i, n)
-                ),
+        clips = [(f"{split}-{i:06d}", label) for i, label in enumerate(labels)]  # (key, label)
+
+        def write(
+            path: Path, items: list[tuple[str, int]], index: int, split_index: int = split_index
+        ) -> None:
+            _write_shard(
+                path, [key for key, _ in items], [label for _, label in items], (seed, split_index, index)
             )
-            for shard, start in enumerate(range(0, size, clips_per_shard))
-        ]
+
+        shards[split] = split_shards(split, clips, clips_per_shard, write)
     extra = {"labels": list(LABELS), "label_column": "label"}
     return publish_shard_set(output_dir, config, shards, overwrite, extra)
 
